@@ -1,0 +1,22 @@
+.PHONY: install lint format test bench strip
+
+install:
+	python -m pip install -e ".[dev]"
+
+lint:
+	ruff check pyro_gmvae tests benchmarks scripts
+	ruff format --check pyro_gmvae tests benchmarks scripts
+
+format:
+	ruff check --fix pyro_gmvae tests benchmarks scripts
+	ruff format pyro_gmvae tests benchmarks scripts
+
+test:
+	python -m pytest
+
+bench:
+	OMP_WAIT_POLICY=PASSIVE python benchmarks/gmvae_mnist_test.py
+
+# Notebooks are committed without outputs.
+strip:
+	python scripts/strip_notebooks.py notebooks/*.ipynb

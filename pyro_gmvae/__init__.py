@@ -1,0 +1,20 @@
+"""pyro-gmvae: Gaussian-mixture variational autoencoders in Pyro."""
+
+from .data import Dataset, load_dataset, load_digits, load_idx, load_mnist_test
+from .estimator import GMVAE, ClusterCollapseWarning, NotFittedError
+from .metrics import cluster_accuracy, clustering_scores
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GMVAE",
+    "ClusterCollapseWarning",
+    "Dataset",
+    "NotFittedError",
+    "cluster_accuracy",
+    "clustering_scores",
+    "load_dataset",
+    "load_digits",
+    "load_idx",
+    "load_mnist_test",
+]

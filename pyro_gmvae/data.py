@@ -1,0 +1,189 @@
+"""Datasets: scikit-learn's digits (embedded default), MNIST and Fashion-MNIST through torchvision,
+a single IDX split (e.g. the 10,000-image MNIST-test), and user arrays.
+
+Every loader returns a :class:`Dataset` with pixels as float32 in [0, 1], flattened to (N, D).
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+MNIST_ENV = "PYRO_GMVAE_MNIST"
+DATASETS = ("digits", "mnist", "fashion-mnist", "mnist-test")
+
+
+@dataclass
+class Dataset:
+    """Flattened images in [0, 1] with optional labels."""
+
+    X: torch.Tensor
+    y: np.ndarray | None
+    image_shape: tuple[int, int]
+    name: str
+
+    def __len__(self) -> int:
+        return self.X.shape[0]
+
+    def subset(self, n: int | None, seed: int = 0) -> Dataset:
+        """The first ``n`` points of a seeded permutation (all of them when ``n`` is None)."""
+        if n is None or n >= len(self):
+            return self
+        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
+        y = None if self.y is None else self.y[idx.numpy()]
+        return Dataset(self.X[idx], y, self.image_shape, self.name)
+
+
+def as_data_tensor(X, n_features: int | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Validate user data and flatten it to a float32 tensor of shape (N, D).
+
+    Accepts arrays or tensors shaped (N, D), (N, H, W) or (N, 1, H, W). Raises ``TypeError`` for
+    non-numeric input and ``ValueError`` for wrong shapes, NaN/inf, or a feature count different
+    from ``n_features`` (the one the model was fitted on).
+    """
+    if isinstance(X, Dataset):
+        X = X.X
+    if not isinstance(X, torch.Tensor):
+        try:
+            X = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"expected a numeric array or tensor, got {type(X).__name__}") from err
+    if X.dtype == torch.bool or not (X.is_floating_point() or X.dtype in _INT_DTYPES):
+        raise TypeError(f"expected a numeric array or tensor, got dtype {X.dtype}")
+    if X.ndim == 4 and X.shape[1] == 1:
+        X = X[:, 0]
+    if X.ndim == 3:
+        image_shape = (int(X.shape[1]), int(X.shape[2]))
+        X = X.reshape(X.shape[0], -1)
+    elif X.ndim == 2:
+        side = math.isqrt(X.shape[1])
+        image_shape = (side, side) if side * side == X.shape[1] else (1, int(X.shape[1]))
+    else:
+        raise ValueError(
+            f"expected data shaped (N, D), (N, H, W) or (N, 1, H, W), got shape {tuple(X.shape)}"
+        )
+    if X.shape[0] == 0:
+        raise ValueError("the data holds no samples")
+    X = X.detach().to(torch.float32).cpu().contiguous()
+    if not torch.isfinite(X).all():
+        n_bad = int((~torch.isfinite(X)).sum())
+        raise ValueError(f"the data contains {n_bad} NaN or infinite values")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(
+            f"the model was fitted on {n_features} features per sample, this data has {X.shape[1]}"
+        )
+    return X, image_shape
+
+
+_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def load_digits() -> Dataset:
+    """scikit-learn's 1,797 8x8 handwritten digits (ships with scikit-learn; no network)."""
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    data = sk_load_digits()
+    X = torch.as_tensor(data.data / 16.0, dtype=torch.float32)
+    return Dataset(X, data.target.astype(np.int64), (8, 8), "digits")
+
+
+def _read_idx(path: Path) -> torch.Tensor:
+    """Read an IDX file (optionally gzipped) with torchvision's own reader."""
+    from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
+
+    if path.suffix != ".gz":
+        return read_sn3_pascalvincent_tensor(str(path), strict=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Path(tmp) / path.stem
+        with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        return read_sn3_pascalvincent_tensor(str(plain), strict=False)
+
+
+def load_idx(
+    images: str | os.PathLike, labels: str | os.PathLike | None = None, name: str = "idx"
+) -> Dataset:
+    """One IDX split: an images file and (optionally) its labels file, gzipped or not."""
+    images = Path(images)
+    if not images.exists():
+        raise FileNotFoundError(f"no IDX image file at {images}")
+    raw = _read_idx(images)
+    if raw.ndim != 3:
+        raise ValueError(f"{images} holds a tensor of shape {tuple(raw.shape)}, not images")
+    X = raw.reshape(raw.shape[0], -1).to(torch.float32) / 255.0
+    y = None
+    if labels is not None:
+        y = _read_idx(Path(labels)).numpy().astype(np.int64)
+        if len(y) != len(X):
+            raise ValueError(f"{labels} has {len(y)} labels for {len(X)} images")
+    return Dataset(X, y, (int(raw.shape[1]), int(raw.shape[2])), name)
+
+
+def find_mnist_test_dir() -> Path | None:
+    """Where MNIST-test lives: ``$PYRO_GMVAE_MNIST`` or ``../shared/data/mnist``, else None."""
+    candidates = []
+    if os.environ.get(MNIST_ENV):
+        candidates.append(Path(os.environ[MNIST_ENV]))
+    here = Path(__file__).resolve().parent.parent
+    candidates += [Path.cwd() / "../shared/data/mnist", here / "../shared/data/mnist"]
+    for c in candidates:
+        if (c / "t10k-images-idx3-ubyte.gz").exists() or (c / "t10k-images-idx3-ubyte").exists():
+            return c.resolve()
+    return None
+
+
+def load_mnist_test(root: str | os.PathLike | None = None) -> Dataset:
+    """The real 10,000-image MNIST test split on its own (the deep-clustering "MNIST-test")."""
+    folder = Path(root) if root is not None else find_mnist_test_dir()
+    if folder is None:
+        raise FileNotFoundError(
+            "MNIST-test not found: put t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz "
+            f"in a folder and set {MNIST_ENV} to it (or use ../shared/data/mnist)"
+        )
+
+    def pick(stem: str) -> Path:
+        gz = folder / f"{stem}.gz"
+        return gz if gz.exists() else folder / stem
+
+    return load_idx(pick("t10k-images-idx3-ubyte"), pick("t10k-labels-idx1-ubyte"), "mnist-test")
+
+
+def load_torchvision(
+    name: str, root: str | os.PathLike, train: bool = True, download: bool = False
+) -> Dataset:
+    """MNIST or Fashion-MNIST through torchvision (all four IDX files under ``root``)."""
+    from torchvision import datasets
+
+    cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[name]
+    try:
+        ds = cls(str(root), train=train, download=download)
+    except RuntimeError as err:
+        folder = Path(root) / cls.__name__ / "raw"
+        files = ", ".join(f for f, _ in cls.resources)
+        raise FileNotFoundError(
+            f"{name} is not under {root}: put {files} in {folder}, or pass download=True "
+            f"where a network exists ({err})"
+        ) from err
+    X = ds.data.reshape(len(ds.data), -1).to(torch.float32) / 255.0
+    return Dataset(X, ds.targets.numpy().astype(np.int64), (28, 28), name)
+
+
+def load_dataset(
+    name: str, root: str | os.PathLike | None = None, train: bool = True, download: bool = False
+) -> Dataset:
+    """A dataset by name: ``digits``, ``mnist``, ``fashion-mnist`` or ``mnist-test``."""
+    if name == "digits":
+        return load_digits()
+    if name == "mnist-test":
+        return load_mnist_test(root)
+    if name in ("mnist", "fashion-mnist"):
+        return load_torchvision(name, root or "data", train=train, download=download)
+    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")

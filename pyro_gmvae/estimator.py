@@ -1,0 +1,384 @@
+"""The user-facing GMVAE estimator, in the style of scikit-learn's ``GaussianMixture``."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pyro
+import torch
+
+from .components import make_discrete, make_likelihood
+from .data import as_data_tensor
+from .models import GMVAEModule
+from .training import (
+    DiscreteScheduleCallback,
+    EpochMetricsCallback,
+    HistoryCallback,
+    SVIModule,
+    make_loader,
+    train,
+)
+
+FORMAT_VERSION = 1
+
+
+class ClusterCollapseWarning(UserWarning):
+    """A fit left a cluster almost empty or put almost all the data in one cluster."""
+
+
+class NotFittedError(RuntimeError):
+    """A method that needs a fitted model was called before ``fit`` or ``load``."""
+
+
+class GMVAE:
+    """Gaussian-mixture VAE for clustering, fit by stochastic variational inference.
+
+    Parameters
+    ----------
+    n_clusters : K, the number of mixture components (>= 2 and <= the number of samples).
+    latent_dim : size of z.
+    hidden_dims : hidden layer sizes of every encoder and (reversed) of the decoder.
+    discrete : ``"enumerate"`` (exact sum over y), ``"relaxed"`` (Gumbel-softmax) or
+        ``"straight-through"`` (hard Gumbel-softmax), or a ``DiscreteStrategy`` instance.
+    temperature, min_temperature, decay_rate : Gumbel-softmax annealing for relaxed modes,
+        ``max(temperature * exp(-decay_rate * epoch), min_temperature)``.
+    likelihood : ``"bernoulli"`` or a ``Likelihood`` instance.
+    epochs, batch_size, lr : optimisation (Adam).
+    binarize : draw x ~ Bernoulli(pixels) afresh for every batch (dynamic binarization).
+    seed : seeds torch, Pyro, NumPy and the data shuffling; same seed, same numbers.
+    accelerator, devices, strategy : passed to ``lightning.Trainer`` (e.g. ``"gpu"``, ``4``,
+        ``"ddp"`` for data-parallel training on several GPUs).
+    progress_bar : show Lightning's progress bar while fitting.
+    monitor_size : the per-epoch log (ELBO terms, and ACC/NMI/ARI when labels are given) is
+        computed on a fixed random subset of this many training points (all when None).
+
+    Fitted attributes end in ``_``: ``module_`` (the Pyro model/guide), ``history_`` (one dict
+    of logged metrics per epoch), ``cluster_weights_`` (share of the data in each cluster).
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 10,
+        latent_dim: int = 64,
+        hidden_dims: Sequence[int] = (512, 512),
+        discrete: Any = "enumerate",
+        temperature: float = 1.0,
+        min_temperature: float = 0.5,
+        decay_rate: float = 0.013862944,
+        likelihood: Any = "bernoulli",
+        epochs: int = 100,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        binarize: bool = False,
+        seed: int = 0,
+        accelerator: str = "auto",
+        devices: Any = "auto",
+        strategy: Any = "auto",
+        progress_bar: bool = True,
+        monitor_size: int | None = 2000,
+    ) -> None:
+        for name, value in (
+            ("n_clusters", n_clusters),
+            ("latent_dim", latent_dim),
+            ("epochs", epochs),
+            ("batch_size", batch_size),
+        ):
+            if not isinstance(value, int | np.integer) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, got {value!r}")
+        if n_clusters < 2:
+            raise ValueError(f"n_clusters must be at least 2, got {n_clusters}")
+        if latent_dim < 1 or epochs < 1 or batch_size < 1:
+            raise ValueError("latent_dim, epochs and batch_size must be positive")
+        if not hidden_dims or any(int(h) < 1 for h in hidden_dims):
+            raise ValueError(f"hidden_dims must be positive sizes, got {hidden_dims!r}")
+        if lr <= 0:
+            raise ValueError(f"lr must be positive, got {lr}")
+        self.n_clusters, self.latent_dim = int(n_clusters), int(latent_dim)
+        self.hidden_dims = tuple(int(h) for h in hidden_dims)
+        self.discrete, self.likelihood = discrete, likelihood
+        self.temperature, self.min_temperature = temperature, min_temperature
+        self.decay_rate = decay_rate
+        self.epochs, self.batch_size, self.lr = int(epochs), int(batch_size), float(lr)
+        self.binarize, self.seed = bool(binarize), int(seed)
+        self.accelerator, self.devices, self.strategy = accelerator, devices, strategy
+        self.progress_bar, self.monitor_size = progress_bar, monitor_size
+        # Fail now, not after loading data, on a bad discrete mode or likelihood.
+        self._make_discrete()
+        make_likelihood(likelihood)
+
+    # --------------------------------------------------------------------------- building
+    def _make_discrete(self):
+        if isinstance(self.discrete, str) and self.discrete != "enumerate":
+            return make_discrete(
+                self.discrete,
+                temperature=self.temperature,
+                min_temperature=self.min_temperature,
+                decay_rate=self.decay_rate,
+            )
+        return make_discrete(self.discrete)
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments that define the model's structure and its training."""
+        discrete = self._make_discrete()
+        likelihood = make_likelihood(self.likelihood)
+        return {
+            "model": type(self).__name__,
+            "n_clusters": self.n_clusters,
+            "latent_dim": self.latent_dim,
+            "hidden_dims": list(self.hidden_dims),
+            "discrete": discrete.describe(),
+            "likelihood": likelihood.name,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "binarize": self.binarize,
+            "seed": self.seed,
+        }
+
+    def _build(self, x_dim: int) -> GMVAEModule:
+        return GMVAEModule(
+            x_dim,
+            self.n_clusters,
+            self.latent_dim,
+            self.hidden_dims,
+            likelihood=make_likelihood(self.likelihood),
+            discrete=self._make_discrete(),
+        )
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "module_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit or load")
+
+    def _data(self, X, fitting: bool = False) -> torch.Tensor:
+        X, image_shape = as_data_tensor(X, None if fitting else self.n_features_in_)
+        if fitting:
+            self.n_features_in_, self.image_shape_ = X.shape[1], image_shape
+            if self.n_clusters > X.shape[0]:
+                raise ValueError(
+                    f"n_clusters={self.n_clusters} is larger than the number of "
+                    f"samples ({X.shape[0]})"
+                )
+        make_likelihood(self.likelihood).validate(X)
+        return X
+
+    # --------------------------------------------------------------------------- fitting
+    def fit(
+        self, X, y=None, *, run_dir: str | Path | None = None, ckpt_path: str | Path | None = None
+    ) -> GMVAE:
+        """Fit the model to ``X`` (labels ``y``, if given, are only used to log ACC/NMI/ARI).
+
+        With ``run_dir`` the metrics of every epoch go to ``run_dir/metrics.csv`` and a
+        checkpoint to ``run_dir/checkpoints/last.ckpt``; ``ckpt_path`` resumes from such a
+        checkpoint (it must come from the same configuration).
+        """
+        X = self._data(X, fitting=True)
+        labels = None
+        if y is not None:
+            labels = np.asarray(y).ravel()
+            if len(labels) != len(X):
+                raise ValueError(f"{len(labels)} labels for {len(X)} samples")
+        if ckpt_path is not None and not Path(ckpt_path).exists():
+            raise FileNotFoundError(f"no checkpoint at {ckpt_path}")
+        L.seed_everything(self.seed, verbose=False)
+        pyro.set_rng_seed(self.seed)
+        pyro.clear_param_store()
+        module = self._build(X.shape[1])
+        plan = SVIModule(
+            module, module.discrete.elbo(), lr=self.lr, binarize=self.binarize, config=self.config()
+        )
+        history = HistoryCallback()
+        monitor = torch.randperm(len(X), generator=torch.Generator().manual_seed(self.seed))
+        monitor = monitor[: self.monitor_size].sort().values
+        callbacks = [
+            DiscreteScheduleCallback(),
+            EpochMetricsCallback(
+                X[monitor], None if labels is None else labels[monitor], _evaluate_for_log
+            ),
+            history,
+        ]  # last, so it records what the others logged
+        train(
+            plan,
+            make_loader(X, self.batch_size, self.seed),
+            self.epochs,
+            callbacks=callbacks,
+            run_dir=run_dir,
+            ckpt_path=ckpt_path,
+            progress_bar=self.progress_bar,
+            accelerator=self.accelerator,
+            devices=self.devices,
+            strategy=self.strategy,
+        )
+        self.module_ = module.cpu().eval()
+        self.history_ = history.history
+        self.cluster_weights_ = np.bincount(self.predict(X), minlength=self.n_clusters) / len(X)
+        self._warn_on_collapse()
+        return self
+
+    def _warn_on_collapse(self) -> None:
+        w = self.cluster_weights_
+        if w.max() > 0.9 or w.min() < 0.1 / self.n_clusters:
+            warnings.warn(
+                f"cluster collapse: cluster sizes range from {w.min():.1%} to {w.max():.1%} of "
+                "the data; try another seed, more epochs or fewer clusters",
+                ClusterCollapseWarning,
+                stacklevel=3,
+            )
+
+    # --------------------------------------------------------------------------- inference
+    @torch.no_grad()
+    def _batched(self, fn, X: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        return torch.cat([fn(X[i : i + batch_size]) for i in range(0, len(X), batch_size)])
+
+    def predict_proba(self, X) -> np.ndarray:
+        """q(y | x): the posterior probability of each cluster, shape (N, K), rows sum to 1."""
+        self._check_fitted()
+        return self._batched(self.module_.cluster_probs, self._data(X)).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable cluster of each sample under q(y | x)."""
+        return self.predict_proba(X).argmax(1)
+
+    def transform(self, X) -> np.ndarray:
+        """Latent means E_q[z | x], shape (N, latent_dim)."""
+        self._check_fitted()
+        return self._batched(self.module_.latent_mean, self._data(X)).numpy()
+
+    def reconstruct(self, X) -> np.ndarray:
+        """Reconstructions (mean of p(x | z)) through the most probable cluster."""
+        self._check_fitted()
+        return self._batched(self.module_.reconstruct, self._data(X)).numpy()
+
+    def score_samples(self, X) -> np.ndarray:
+        """The ELBO of each sample (exact in y, one z sample per cluster), in nats."""
+        self._check_fitted()
+
+        def elbo(x):
+            return -sum(self.module_.elbo_terms(x).values())
+
+        return self._batched(elbo, self._data(X)).numpy()
+
+    def score(self, X, y=None) -> float:
+        """The mean ELBO per sample (higher is better)."""
+        return float(self.score_samples(X).mean())
+
+    @torch.no_grad()
+    def sample(
+        self, n_samples: int = 1, cluster: int | None = None, seed: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n_samples`` from the model: y from p(y) (or fixed to ``cluster``),
+        z ~ p(z | y), and the mean of p(x | z). Returns ``(X, clusters)`` like scikit-learn."""
+        self._check_fitted()
+        if not isinstance(n_samples, int | np.integer) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        if cluster is not None and not 0 <= cluster < self.n_clusters:
+            raise ValueError(f"cluster must be in [0, {self.n_clusters - 1}], got {cluster}")
+        if seed is not None:
+            pyro.set_rng_seed(seed)
+        if cluster is None:
+            clusters = torch.randint(self.n_clusters, (n_samples,))
+        else:
+            clusters = torch.full((n_samples,), int(cluster))
+        return self.module_.generate(clusters).numpy(), clusters.numpy()
+
+    # --------------------------------------------------------------------------- persistence
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Save the fitted model (configuration, weights, fitted attributes) to ``path``."""
+        self._check_fitted()
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {
+                "format": "pyro-gmvae",
+                "version": FORMAT_VERSION,
+                "config": self.config(),
+                "init": self._init_args(),
+                "state_dict": self.module_.state_dict(),
+                "fitted": {
+                    "n_features_in_": self.n_features_in_,
+                    "image_shape_": self.image_shape_,
+                    "history_": self.history_,
+                    "cluster_weights_": self.cluster_weights_.tolist(),
+                },
+            },
+            path,
+        )
+        return path
+
+    def _init_args(self) -> dict[str, Any]:
+        if not isinstance(self.discrete, str) or not isinstance(self.likelihood, str):
+            return {}  # custom components: load() needs them passed again
+        return {
+            k: getattr(self, k)
+            for k in (
+                "n_clusters",
+                "latent_dim",
+                "hidden_dims",
+                "discrete",
+                "temperature",
+                "min_temperature",
+                "decay_rate",
+                "likelihood",
+                "epochs",
+                "batch_size",
+                "lr",
+                "binarize",
+                "seed",
+            )
+        }
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides: Any) -> GMVAE:
+        """Load a model written by :meth:`save`; ``overrides`` change constructor arguments
+        (such as ``progress_bar``) and must not change the configuration."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no saved model at {path}")
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:  # torch raises many kinds for a file that is not its own
+            raise ValueError(f"{path} is not a pyro-gmvae model file ({err})") from err
+        if not isinstance(saved, dict) or saved.get("format") != "pyro-gmvae":
+            raise ValueError(f"{path} is not a pyro-gmvae model file")
+        if saved["config"]["model"] != cls.__name__:
+            raise ValueError(f"{path} holds a {saved['config']['model']}, not a {cls.__name__}")
+        est = cls(**{**saved["init"], **overrides})
+        if est.config() != saved["config"]:
+            raise ValueError(
+                f"{path} was saved with another configuration: {saved['config']} != {est.config()}"
+            )
+        fitted = saved["fitted"]
+        module = est._build(fitted["n_features_in_"])
+        module.load_state_dict(saved["state_dict"])
+        est.module_ = module.eval()
+        est.n_features_in_ = fitted["n_features_in_"]
+        est.image_shape_ = tuple(fitted["image_shape_"])
+        est.history_ = fitted["history_"]
+        est.cluster_weights_ = np.asarray(fitted["cluster_weights_"])
+        return est
+
+
+@torch.no_grad()
+def _evaluate_for_log(module: GMVAEModule, X: torch.Tensor, batch_size: int = 1000) -> dict:
+    """Mean ELBO terms and predicted clusters over ``X`` (for the per-epoch log)."""
+    was_training = module.training
+    module.eval()
+    sums: dict[str, float] = {}
+    labels = []
+    for i in range(0, len(X), batch_size):
+        x = X[i : i + batch_size]
+        for name, value in module.elbo_terms(x).items():
+            sums[name] = sums.get(name, 0.0) + float(value.sum())
+        labels.append(module.cluster_probs(x).argmax(-1).cpu())
+    module.train(was_training)
+    terms = {f"train_{k}": v / len(X) for k, v in sums.items()}
+    terms["train_elbo"] = -sum(terms.values())
+    return {"terms": terms, "labels": torch.cat(labels).numpy()}
+
+
+__all__ = ["GMVAE", "ClusterCollapseWarning", "NotFittedError"]

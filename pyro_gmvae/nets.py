@@ -1,0 +1,66 @@
+"""Plain torch building blocks. Nothing here knows about Pyro."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def mlp(sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """A fully connected network ``sizes[0] -> ... -> sizes[-1]`` with no activation at the end."""
+    if len(sizes) < 2:
+        raise ValueError(f"an MLP needs at least an input and an output size, got {list(sizes)}")
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+def xavier_init_(module: nn.Module) -> None:
+    """Xavier-normal weights and zero biases for every linear layer (the reference GMVAE's init)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_normal_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class GaussianHead(nn.Module):
+    """Maps features to the mean and variance of a diagonal Gaussian (variance via softplus)."""
+
+    def __init__(self, in_features: int, out_features: int, min_var: float = 1e-6) -> None:
+        super().__init__()
+        self.loc = nn.Linear(in_features, out_features)
+        self.var = nn.Linear(in_features, out_features)
+        self.min_var = min_var
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.loc(h), F.softplus(self.var(h)) + self.min_var
+
+
+class ConditionalGaussianEncoder(nn.Module):
+    """q(z | x, y) as an MLP on the concatenation [x, onehot(y)].
+
+    The first layer is split into ``W_x x + W_y y``, which is the same affine map as a linear
+    layer on the concatenation, but lets ``W_x x`` be computed once and broadcast against all K
+    values of an enumerated y instead of K times.
+    """
+
+    def __init__(self, x_dim: int, y_dim: int, hidden_dims: Sequence[int], z_dim: int) -> None:
+        super().__init__()
+        if not hidden_dims:
+            raise ValueError("hidden_dims must name at least one hidden layer")
+        self.from_x = nn.Linear(x_dim, hidden_dims[0])
+        self.from_y = nn.Linear(y_dim, hidden_dims[0], bias=False)
+        rest = mlp(hidden_dims) if len(hidden_dims) > 1 else nn.Sequential()
+        self.trunk = nn.Sequential(nn.ReLU(), *rest, nn.ReLU())
+        self.head = GaussianHead(hidden_dims[-1], z_dim)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.from_x(x) + self.from_y(y)  # broadcasts x (N, H) against y (K, 1, H)
+        return self.head(self.trunk(h))

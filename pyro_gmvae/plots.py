@@ -1,0 +1,134 @@
+"""Figures people would rather look at than read: reconstructions, samples per cluster,
+latent t-SNE maps and training curves. Each function returns a matplotlib Figure and, given
+``path``, saves it as PNG."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def _finish(fig: Figure, path: str | Path | None) -> Figure:
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    return fig
+
+
+def image_grid(
+    images: np.ndarray,
+    image_shape: Sequence[int],
+    n_rows: int,
+    row_labels: Sequence[str] | None = None,
+    title: str | None = None,
+    path: str | Path | None = None,
+) -> Figure:
+    """Show ``images`` (N, D) as a grid of ``n_rows`` rows."""
+    images = np.asarray(images)
+    n_cols = int(np.ceil(len(images) / n_rows))
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(n_cols * 0.8 + 0.6, n_rows * 0.8 + 0.4), squeeze=False
+    )
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([]), ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        if i < len(images):
+            ax.imshow(images[i].reshape(image_shape), cmap="gray", vmin=0, vmax=1)
+    if row_labels is not None:
+        for r, label in enumerate(row_labels):
+            axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _finish(fig, path)
+
+
+def plot_reconstructions(
+    X: np.ndarray,
+    X_rec: np.ndarray,
+    image_shape: Sequence[int],
+    n: int = 10,
+    path: str | Path | None = None,
+) -> Figure:
+    """Originals (top row) above their reconstructions (bottom row)."""
+    n = min(n, len(X))
+    return image_grid(
+        np.concatenate([X[:n], X_rec[:n]]),
+        image_shape,
+        2,
+        row_labels=["data", "recon."],
+        title="Reconstructions",
+        path=path,
+    )
+
+
+def plot_cluster_samples(
+    model, n_per_cluster: int = 10, seed: int = 0, path: str | Path | None = None
+) -> Figure:
+    """One row of samples x ~ p(x | z), z ~ p(z | y = k) for each cluster k."""
+    rows = [
+        model.sample(n_per_cluster, cluster=k, seed=seed + k)[0] for k in range(model.n_clusters)
+    ]
+    return image_grid(
+        np.concatenate(rows),
+        model.image_shape_,
+        model.n_clusters,
+        row_labels=[f"cluster {k}" for k in range(model.n_clusters)],
+        title="Samples per cluster",
+        path=path,
+    )
+
+
+def plot_latent_tsne(
+    Z: np.ndarray,
+    clusters: np.ndarray,
+    labels: np.ndarray | None = None,
+    max_points: int = 2000,
+    seed: int = 0,
+    path: str | Path | None = None,
+) -> Figure:
+    """t-SNE of latent means, coloured by cluster and (when given) by true label."""
+    from sklearn.manifold import TSNE
+
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(Z))[:max_points]
+    perplexity = float(min(30, max(2, (len(idx) - 1) // 3)))
+    emb = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(Z[idx])
+    panels = [("cluster", clusters[idx])]
+    if labels is not None:
+        panels.append(("label", np.asarray(labels)[idx]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
+    for ax, (name, colour) in zip(axes[0], panels, strict=True):
+        sc = ax.scatter(emb[:, 0], emb[:, 1], c=colour, cmap="tab10", s=4)
+        ax.set_title(f"latent t-SNE, coloured by {name}")
+        ax.set_xticks([]), ax.set_yticks([])
+        fig.colorbar(sc, ax=ax)
+    return _finish(fig, path)
+
+
+def plot_training_curves(history: list[dict[str, float]], path: str | Path | None = None) -> Figure:
+    """Loss terms per epoch, and the clustering scores when they were logged."""
+    epochs = [h["epoch"] for h in history]
+    loss_keys = [
+        k
+        for k in ("loss", "train_reconstruction", "train_kl_z", "train_kl_y")
+        if history and k in history[0]
+    ]
+    score_keys = [k for k in ("acc", "nmi", "ari") if history and k in history[0]]
+    n_panels = 1 + bool(score_keys)
+    fig, axes = plt.subplots(1, n_panels, figsize=(5 * n_panels, 3.5), squeeze=False)
+    for k in loss_keys:
+        axes[0, 0].plot(epochs, [h[k] for h in history], label=k)
+    axes[0, 0].set(xlabel="epoch", ylabel="nats per sample", title="Loss terms")
+    axes[0, 0].legend(fontsize=8)
+    if score_keys:
+        for k in score_keys:
+            axes[0, 1].plot(epochs, [h[k] for h in history], label=k.upper())
+        axes[0, 1].set(xlabel="epoch", ylim=(0, 1), title="Clustering scores")
+        axes[0, 1].legend(fontsize=8)
+    return _finish(fig, path)

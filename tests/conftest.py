@@ -1,0 +1,46 @@
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from pyro_gmvae.data import find_mnist_test_dir, load_digits
+
+# Small CPU work: one thread avoids OpenMP spin-waiting on shared 2-core machines.
+torch.set_num_threads(1)
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def digits_small():
+    """240 real digits (scikit-learn), enough for fast fits."""
+    return load_digits().subset(240, seed=0)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    folder = find_mnist_test_dir()
+    if folder is None:
+        pytest.skip("MNIST-test not found: set PYRO_GMVAE_MNIST or provide ../shared/data/mnist")
+    return folder
+
+
+def tiny_kwargs(**overrides):
+    """A small, fast GMVAE configuration for tests."""
+    kw = dict(
+        n_clusters=3,
+        latent_dim=4,
+        hidden_dims=(32,),
+        epochs=2,
+        batch_size=64,
+        seed=0,
+        progress_bar=False,
+    )
+    kw.update(overrides)
+    return kw
+
+
+os.environ.setdefault("PYRO_GMVAE_QUICK", "1")

@@ -1,0 +1,161 @@
+"""The scikit-learn-style API: shapes, persistence, reproducibility, resume and bad input."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_kwargs
+
+from pyro_gmvae import GMVAE, ClusterCollapseWarning, NotFittedError
+
+
+@pytest.fixture(scope="module")
+def fitted(digits_small):
+    return GMVAE(**tiny_kwargs()).fit(digits_small.X, digits_small.y)
+
+
+def test_outputs_have_the_documented_shapes(fitted, digits_small):
+    X = digits_small.X
+    proba = fitted.predict_proba(X)
+    assert proba.shape == (len(X), 3)
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-5)
+    assert (fitted.predict(X) == proba.argmax(1)).all()
+    assert fitted.transform(X).shape == (len(X), 4)
+    rec = fitted.reconstruct(X[:5])
+    assert rec.shape == (5, 64) and rec.min() >= 0 and rec.max() <= 1
+    samples, clusters = fitted.sample(7, seed=0)
+    assert samples.shape == (7, 64) and clusters.shape == (7,)
+    only_two, clusters = fitted.sample(4, cluster=2)
+    assert (clusters == 2).all()
+    assert np.isfinite(fitted.score(X)) and fitted.score(X) < 0
+
+
+def test_history_logs_every_term_and_score(fitted):
+    assert [h["epoch"] for h in fitted.history_] == [1, 2]
+    for key in ("loss", "train_reconstruction", "train_kl_z", "train_kl_y", "acc", "nmi", "ari"):
+        assert np.isfinite(fitted.history_[-1][key]), key
+
+
+def test_fit_reduces_the_loss(digits_small):
+    model = GMVAE(**tiny_kwargs(epochs=5)).fit(digits_small.X)
+    losses = [h["loss"] for h in model.history_]
+    assert losses[-1] < losses[0]
+
+
+def test_same_seed_same_numbers(digits_small):
+    a = GMVAE(**tiny_kwargs(discrete="relaxed")).fit(digits_small.X)
+    b = GMVAE(**tiny_kwargs(discrete="relaxed")).fit(digits_small.X)
+    c = GMVAE(**tiny_kwargs(discrete="relaxed", seed=1)).fit(digits_small.X)
+    np.testing.assert_array_equal(a.predict_proba(digits_small.X), b.predict_proba(digits_small.X))
+    assert a.history_ == b.history_
+    assert not np.allclose(a.predict_proba(digits_small.X), c.predict_proba(digits_small.X))
+
+
+def test_relaxed_fit_anneals_the_temperature(digits_small):
+    model = GMVAE(**tiny_kwargs(discrete="straight-through", epochs=3, decay_rate=0.1))
+    model.fit(digits_small.X)
+    assert float(model.module_.discrete.temperature) == pytest.approx(np.exp(-0.3))
+    assert model.history_[-1]["temperature"] == pytest.approx(np.exp(-0.3))
+
+
+def test_save_load_predicts_identically(fitted, digits_small, tmp_path):
+    path = fitted.save(tmp_path / "model.pt")
+    loaded = GMVAE.load(path)
+    np.testing.assert_array_equal(loaded.predict(digits_small.X), fitted.predict(digits_small.X))
+    np.testing.assert_allclose(loaded.transform(digits_small.X), fitted.transform(digits_small.X))
+    assert loaded.config() == fitted.config()
+    with pytest.raises(FileExistsError, match="overwrite"):
+        fitted.save(path)
+    fitted.save(path, overwrite=True)
+
+
+def test_load_rejects_foreign_and_mismatched_files(fitted, tmp_path):
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    with pytest.raises(ValueError, match="not a pyro-gmvae model file"):
+        GMVAE.load(other)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match="not a pyro-gmvae model file"):
+        GMVAE.load(text)
+    path = fitted.save(tmp_path / "model.pt")
+    with pytest.raises(ValueError, match="another configuration"):
+        GMVAE.load(path, n_clusters=4)
+    saved = torch.load(path, weights_only=False)
+    saved["config"]["model"] = "ARMixture"
+    torch.save(saved, tmp_path / "ar.pt")
+    with pytest.raises(ValueError, match="holds a ARMixture"):
+        GMVAE.load(tmp_path / "ar.pt")
+
+
+def test_resume_continues_the_same_run(digits_small, tmp_path):
+    X = digits_small.X
+    straight = GMVAE(**tiny_kwargs(epochs=4, discrete="relaxed")).fit(X, run_dir=tmp_path / "a")
+    GMVAE(**tiny_kwargs(epochs=2, discrete="relaxed")).fit(X, run_dir=tmp_path / "b")
+    resumed = GMVAE(**tiny_kwargs(epochs=4, discrete="relaxed"))
+    resumed.fit(X, run_dir=tmp_path / "b", ckpt_path=tmp_path / "b/checkpoints/last.ckpt")
+    np.testing.assert_allclose(resumed.predict_proba(X), straight.predict_proba(X), atol=1e-6)
+    assert float(resumed.module_.discrete.temperature) == pytest.approx(
+        float(straight.module_.discrete.temperature)
+    )
+    epochs = [line.split(",") for line in (tmp_path / "b/metrics.csv").read_text().splitlines()]
+    column = epochs[0].index("epoch")
+    assert [int(row[column]) for row in epochs[1:]] == [0, 1, 2, 3]
+
+
+def test_resume_from_another_configuration_is_refused(digits_small, tmp_path):
+    GMVAE(**tiny_kwargs(epochs=1)).fit(digits_small.X, run_dir=tmp_path)
+    other = GMVAE(**tiny_kwargs(epochs=2, n_clusters=4))
+    with pytest.raises(ValueError, match="another configuration"):
+        other.fit(digits_small.X, ckpt_path=tmp_path / "checkpoints/last.ckpt")
+
+
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (np.full((10, 64), np.nan), ValueError, "NaN"),
+        (np.ones((10, 64)) * np.inf, ValueError, "NaN or infinite"),
+        (np.ones(64), ValueError, "shape"),
+        (np.ones((2, 3, 4, 5, 6)), ValueError, "shape"),
+        (np.ones((10, 64)) * 2.0, ValueError, r"\[0, 1\]"),
+        (-np.ones((10, 64)), ValueError, r"\[0, 1\]"),
+        (np.array([["a"] * 64] * 10), TypeError, "numeric"),
+        (np.zeros((0, 64)), ValueError, "no samples"),
+    ],
+)
+def test_bad_data_raises_a_clear_error(bad, error, match):
+    with pytest.raises(error, match=match):
+        GMVAE(**tiny_kwargs()).fit(bad)
+
+
+def test_bad_arguments_raise_clear_errors(fitted, digits_small):
+    with pytest.raises(ValueError, match="at least 2"):
+        GMVAE(n_clusters=1)
+    with pytest.raises(ValueError, match="larger than the number of samples"):
+        GMVAE(**tiny_kwargs(n_clusters=20)).fit(digits_small.X[:10])
+    with pytest.raises(TypeError, match="integer"):
+        GMVAE(n_clusters=2.5)
+    with pytest.raises(ValueError, match="unknown discrete mode"):
+        GMVAE(discrete="gibbs")
+    with pytest.raises(ValueError, match="unknown likelihood"):
+        GMVAE(likelihood="poisson")
+    with pytest.raises(ValueError, match="fitted on 64 features"):
+        fitted.predict(np.zeros((3, 10)))
+    with pytest.raises(ValueError, match="cluster must be in"):
+        fitted.sample(2, cluster=5)
+    with pytest.raises(ValueError, match="labels for"):
+        GMVAE(**tiny_kwargs()).fit(digits_small.X, digits_small.y[:5])
+    with pytest.raises(NotFittedError):
+        GMVAE().predict(digits_small.X)
+
+
+def test_images_are_flattened_and_shape_remembered(digits_small):
+    images = digits_small.X.reshape(-1, 1, 8, 8)
+    model = GMVAE(**tiny_kwargs(epochs=1)).fit(images)
+    assert model.image_shape_ == (8, 8) and model.n_features_in_ == 64
+    assert model.predict(images.numpy()).shape == (len(images),)
+
+
+def test_collapse_is_warned(fitted):
+    fitted.cluster_weights_ = np.array([0.95, 0.05, 0.0])
+    with pytest.warns(ClusterCollapseWarning, match="cluster collapse"):
+        fitted._warn_on_collapse()
