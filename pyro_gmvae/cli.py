@@ -75,6 +75,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
         batch_size=args.batch_size,
         lr=args.lr,
         binarize=args.binarize,
+        init=args.init,
+        pretrain_epochs=args.pretrain_epochs,
         seed=args.seed,
         accelerator=args.accelerator,
         devices=args.devices,
@@ -190,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--binarize", action="store_true", help="dynamic binarization")
+    t.add_argument(
+        "--init",
+        choices=["pretrain", "random"],
+        default="pretrain",
+        help="start from an autoencoder + t-SNE + GMM clustering, or at random",
+    )
+    t.add_argument("--pretrain-epochs", type=int, default=15)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, help="run folder (default runs/DATASET-MODE-seedS)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,12 +16,14 @@ import torch
 from .components import make_discrete, make_likelihood
 from .data import as_data_tensor
 from .models import GMVAEModule
+from .pretrain import pretrain
 from .training import (
     DiscreteScheduleCallback,
     EpochMetricsCallback,
     HistoryCallback,
-    SVIModule,
+    TrainingPlan,
     make_loader,
+    svi_loss,
     train,
 )
 
@@ -53,12 +56,18 @@ class GMVAE:
     seed : seeds torch, Pyro, NumPy and the data shuffling; same seed, same numbers.
     accelerator, devices, strategy : passed to ``lightning.Trainer`` (e.g. ``"gpu"``, ``4``,
         ``"ddp"`` for data-parallel training on several GPUs).
+    init : ``"pretrain"`` (default) starts from an autoencoder + t-SNE + Gaussian-mixture
+        clustering of the codes (see :mod:`pyro_gmvae.pretrain`); ``"random"`` starts from
+        random weights, as the reference implementations do.
+    pretrain_epochs : epochs of autoencoder pre-training when ``init="pretrain"`` (q(y|x) is
+        then fitted to the mixture's responsibilities for a third as many epochs, at least 1).
     progress_bar : show Lightning's progress bar while fitting.
     monitor_size : the per-epoch log (ELBO terms, and ACC/NMI/ARI when labels are given) is
         computed on a fixed random subset of this many training points (all when None).
 
     Fitted attributes end in ``_``: ``module_`` (the Pyro model/guide), ``history_`` (one dict
-    of logged metrics per epoch), ``cluster_weights_`` (share of the data in each cluster).
+    of logged metrics per epoch), ``cluster_weights_`` (share of the data in each cluster),
+    ``pretrain_seconds_`` (time spent in pre-training).
     """
 
     def __init__(
@@ -75,6 +84,8 @@ class GMVAE:
         batch_size: int = 64,
         lr: float = 1e-3,
         binarize: bool = False,
+        init: str = "pretrain",
+        pretrain_epochs: int = 15,
         seed: int = 0,
         accelerator: str = "auto",
         devices: Any = "auto",
@@ -96,6 +107,10 @@ class GMVAE:
             raise ValueError("latent_dim, epochs and batch_size must be positive")
         if not hidden_dims or any(int(h) < 1 for h in hidden_dims):
             raise ValueError(f"hidden_dims must be positive sizes, got {hidden_dims!r}")
+        if init not in ("pretrain", "random"):
+            raise ValueError(f"init must be 'pretrain' or 'random', got {init!r}")
+        if not isinstance(pretrain_epochs, int) or pretrain_epochs < 1:
+            raise ValueError(f"pretrain_epochs must be a positive integer, got {pretrain_epochs!r}")
         if lr <= 0:
             raise ValueError(f"lr must be positive, got {lr}")
         self.n_clusters, self.latent_dim = int(n_clusters), int(latent_dim)
@@ -105,6 +120,7 @@ class GMVAE:
         self.decay_rate = decay_rate
         self.epochs, self.batch_size, self.lr = int(epochs), int(batch_size), float(lr)
         self.binarize, self.seed = bool(binarize), int(seed)
+        self.init, self.pretrain_epochs = init, pretrain_epochs
         self.accelerator, self.devices, self.strategy = accelerator, devices, strategy
         self.progress_bar, self.monitor_size = progress_bar, monitor_size
         # Fail now, not after loading data, on a bad discrete mode or likelihood.
@@ -136,6 +152,8 @@ class GMVAE:
             "batch_size": self.batch_size,
             "lr": self.lr,
             "binarize": self.binarize,
+            "init": self.init,
+            "pretrain_epochs": self.pretrain_epochs if self.init == "pretrain" else 0,
             "seed": self.seed,
         }
 
@@ -187,8 +205,27 @@ class GMVAE:
         pyro.set_rng_seed(self.seed)
         pyro.clear_param_store()
         module = self._build(X.shape[1])
-        plan = SVIModule(
-            module, module.discrete.elbo(), lr=self.lr, binarize=self.binarize, config=self.config()
+        devices = dict(accelerator=self.accelerator, devices=self.devices, strategy=self.strategy)
+        start = time.perf_counter()
+        if self.init == "pretrain" and ckpt_path is None:
+            pretrain(
+                module,
+                X,
+                seed=self.seed,
+                batch_size=self.batch_size,
+                lr=1e-3,
+                autoencoder_epochs=self.pretrain_epochs,
+                classifier_epochs=max(1, self.pretrain_epochs // 3),
+                progress_bar=self.progress_bar,
+                **devices,
+            )
+        self.pretrain_seconds_ = time.perf_counter() - start
+        plan = TrainingPlan(
+            module,
+            svi_loss(module, module.discrete.elbo()),
+            lr=self.lr,
+            binarize=self.binarize,
+            config=self.config(),
         )
         history = HistoryCallback()
         monitor = torch.randperm(len(X), generator=torch.Generator().manual_seed(self.seed))
@@ -208,9 +245,7 @@ class GMVAE:
             run_dir=run_dir,
             ckpt_path=ckpt_path,
             progress_bar=self.progress_bar,
-            accelerator=self.accelerator,
-            devices=self.devices,
-            strategy=self.strategy,
+            **devices,
         )
         self.module_ = module.cpu().eval()
         self.history_ = history.history
@@ -328,6 +363,8 @@ class GMVAE:
                 "batch_size",
                 "lr",
                 "binarize",
+                "init",
+                "pretrain_epochs",
                 "seed",
             )
         }

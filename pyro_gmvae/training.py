@@ -41,38 +41,44 @@ class EpochShuffleSampler(Sampler[int]):
         return self.n
 
 
-def make_loader(X: torch.Tensor, batch_size: int, seed: int) -> DataLoader:
+def make_loader(
+    tensors: torch.Tensor | tuple[torch.Tensor, ...], batch_size: int, seed: int
+) -> DataLoader:
+    """Shuffled batches of one tensor (or of aligned tensors), reproducible from ``seed``."""
+    tensors = tensors if isinstance(tensors, tuple) else (tensors,)
     return DataLoader(
-        TensorDataset(X),
+        TensorDataset(*tensors),
         batch_size=batch_size,
-        sampler=EpochShuffleSampler(len(X), seed),
+        sampler=EpochShuffleSampler(len(tensors[0]), seed),
         generator=torch.Generator().manual_seed(seed),
     )
 
 
-class SVIModule(L.LightningModule):
-    """Minimises ``ELBO.differentiable_loss(model, guide, x)`` per data point with Adam."""
+class TrainingPlan(L.LightningModule):
+    """Minimises ``loss_fn(*batch)`` (a mean loss per data point) over ``module``'s parameters
+    with Adam. For SVI the loss is ``ELBO.differentiable_loss(model, guide, x) / len(x)``
+    (see :func:`svi_loss`); pre-training phases pass other losses through the same engine."""
 
     def __init__(
         self,
         module: torch.nn.Module,
-        elbo: ELBO,
+        loss_fn: Callable[..., torch.Tensor],
         lr: float = 1e-3,
         binarize: bool = False,
         config: dict | None = None,
     ) -> None:
         super().__init__()
         self.module = module
-        self.elbo = elbo
+        self.loss_fn = loss_fn
         self.lr = lr
         self.binarize = binarize
         self.config = config or {}
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x = batch[0]
+        x, *rest = batch
         if self.binarize:  # dynamic binarization: a fresh Bernoulli draw of the pixels each time
             x = torch.bernoulli(x)
-        loss = self.elbo.differentiable_loss(self.module.model, self.module.guide, x) / x.shape[0]
+        loss = self.loss_fn(x, *rest)
         self.log("loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
@@ -94,10 +100,19 @@ class SVIModule(L.LightningModule):
         torch.set_rng_state(saved["torch_rng"])
 
 
+def svi_loss(module: torch.nn.Module, elbo: ELBO) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The negative ELBO per data point of ``module.model`` / ``module.guide``."""
+
+    def loss(x: torch.Tensor) -> torch.Tensor:
+        return elbo.differentiable_loss(module.model, module.guide, x) / x.shape[0]
+
+    return loss
+
+
 class DiscreteScheduleCallback(Callback):
     """Advances the discrete strategy's schedule (e.g. the Gumbel-softmax temperature)."""
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: SVIModule) -> None:
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: TrainingPlan) -> None:
         discrete = getattr(pl_module.module, "discrete", None)
         if discrete is not None:
             discrete.on_epoch_end(trainer.current_epoch + 1)
@@ -116,7 +131,7 @@ class EpochMetricsCallback(Callback):
     ) -> None:
         self.X, self.labels, self.evaluate = X, labels, evaluate
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: SVIModule) -> None:
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: TrainingPlan) -> None:
         result = self.evaluate(pl_module.module, self.X.to(pl_module.device))
         for name, value in result["terms"].items():
             pl_module.log(name, value)
@@ -131,14 +146,14 @@ class HistoryCallback(Callback):
     def __init__(self) -> None:
         self.history: list[dict[str, float]] = []
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: SVIModule) -> None:
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: TrainingPlan) -> None:
         row = {"epoch": trainer.current_epoch + 1}
         row.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         self.history.append(row)
 
 
 def train(
-    plan: SVIModule,
+    plan: TrainingPlan,
     loader: DataLoader,
     epochs: int,
     *,

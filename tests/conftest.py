@@ -37,6 +37,7 @@ def tiny_kwargs(**overrides):
         epochs=2,
         batch_size=64,
         seed=0,
+        init="random",
         progress_bar=False,
     )
     kw.update(overrides)

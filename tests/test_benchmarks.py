@@ -17,14 +17,45 @@ def load(name):
 def test_gmvae_mnist_test_benchmark_tiny(mnist_dir, tmp_path):
     bench = load("gmvae_mnist_test")
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
-    result = bench.main(["--n", "200", "--epochs-enumerate", "1", "--epochs-relaxed", "1",
-                         "--seeds", "0", "1", "--speed-steps", "3", "--mnist", str(mnist_dir),
-                         "--json", str(out_json), "--markdown", str(out_md)])
+    result = bench.main(
+        [
+            "--n",
+            "200",
+            "--epochs-enumerate",
+            "1",
+            "--epochs-relaxed",
+            "1",
+            "--seeds",
+            "0",
+            "1",
+            "--speed-steps",
+            "3",
+            "--mnist",
+            str(mnist_dir),
+            "--pretrain-epochs",
+            "1",
+            "--random-init-seeds",
+            "0",
+            "--json",
+            str(out_json),
+            "--markdown",
+            str(out_md),
+        ]
+    )
     saved = json.loads(out_json.read_text())
-    assert saved["n"] == 200 and len(saved["runs"]) == 4
-    assert set(saved["summary"]) == {"enumerate", "relaxed"}
-    assert 0 < saved["summary"]["enumerate"]["acc"]["mean"] <= 1
+    assert saved["n"] == 200 and len(saved["runs"]) == 6
+    assert set(saved["summary"]) == {
+        f"GMVAE {mode}, z={z}, init={init}, lr={lr}"
+        for mode in ("enumerate", "relaxed")
+        for z, init, lr in ((10, "pretrain", "0.0001"), (64, "random", "0.001"))
+    }
+    for summary in saved["summary"].values():
+        assert 0 < summary["acc"]["mean"] <= 1 and summary["images_per_s"]["mean"] > 0
     assert saved["speed"]["ratio"] > 0
     table = out_md.read_text()
-    assert "GMVAE enumerate" in table and "k-means" in table and "plain PyTorch" in table
+    assert (
+        "GMVAE enumerate, z=10, init=pretrain, lr=0.0001" in table
+        and "k-means" in table
+        and "plain PyTorch" in table
+    )
     assert result["kmeans"]["acc"] > 0

@@ -6,21 +6,10 @@ import pytest
 
 from pyro_gmvae.cli import main
 
-TINY = [
-    "--dataset",
-    "digits",
-    "--n",
-    "200",
-    "--epochs",
-    "2",
-    "--clusters",
-    "3",
-    "--latent-dim",
-    "4",
-    "--hidden",
-    "32",
-    "--no-progress",
-]
+TINY = (
+    "--dataset digits --n 200 --epochs 2 --clusters 3 --latent-dim 4 --hidden 32 "
+    "--pretrain-epochs 2 --no-progress"
+).split()
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +55,7 @@ def test_resume_extends_a_run(run, tmp_path):
 
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
-    args = [a if a != "2" else "3" for a in TINY]  # --epochs 3
+    args = [*TINY, "--epochs", "3"]  # the later --epochs wins
     assert main(["train", *args, "--out", str(copy), "--resume", "--no-figures"]) == 0
     summary = json.loads((copy / "summary.json").read_text())
     assert summary["epochs"] == 3

@@ -27,6 +27,16 @@ class LearnedMixturePrior(nn.Module):
         """Mean and variance of p(z | y) for a one-hot (or relaxed) y."""
         return self.loc(y), F.softplus(self.var(y)) + self.min_var
 
+    @torch.no_grad()
+    def set_components(self, means: torch.Tensor, variances: torch.Tensor) -> None:
+        """Set cluster k's mean and variance to ``means[k]``, ``variances[k]`` (shape (K, D))."""
+        self.loc.weight.copy_(means.T)
+        self.loc.bias.zero_()
+        # inverse softplus, so that softplus(weight) + min_var == variance
+        target = (variances - self.min_var).clamp_min(1e-8)
+        self.var.weight.copy_((target + torch.log(-torch.expm1(-target))).T)
+        self.var.bias.zero_()
+
     def forward(self, y: torch.Tensor) -> dist.Distribution:
         loc, var = self.params(y)
         return dist.Normal(loc, var.sqrt()).to_event(1)
