@@ -16,7 +16,7 @@ from .data import DATASETS, Dataset, load_dataset
 from .estimator import GMVAE
 from .metrics import clustering_scores
 
-DEFAULT_EPOCHS = {"digits": 50}
+DEFAULT_EPOCHS = {"digits": 20}
 RUN_FILES = ("model.pt", "summary.json")
 
 
@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--clusters", type=int, default=10)
     t.add_argument("--latent-dim", type=int, default=64)
     t.add_argument("--hidden", type=int, nargs="+", default=[512, 512])
-    t.add_argument("--epochs", type=int, default=None, help="default: 50 for digits, 100 otherwise")
+    t.add_argument("--epochs", type=int, default=None, help="default: 20 for digits, 100 otherwise")
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--binarize", action="store_true", help="dynamic binarization")

@@ -44,7 +44,7 @@ class GaussianHead(nn.Module):
 
 
 class ConditionalGaussianEncoder(nn.Module):
-    """q(z | x, y) as an MLP on the concatenation [x, onehot(y)].
+    """q(z | x, y) as an MLP on the concatenation [x, onehot(y)] (on x alone when ``y_dim=0``).
 
     The first layer is split into ``W_x x + W_y y``, which is the same affine map as a linear
     layer on the concatenation, but lets ``W_x x`` be computed once and broadcast against all K
@@ -56,11 +56,15 @@ class ConditionalGaussianEncoder(nn.Module):
         if not hidden_dims:
             raise ValueError("hidden_dims must name at least one hidden layer")
         self.from_x = nn.Linear(x_dim, hidden_dims[0])
-        self.from_y = nn.Linear(y_dim, hidden_dims[0], bias=False)
+        self.from_y = nn.Linear(y_dim, hidden_dims[0], bias=False) if y_dim else None
         rest = mlp(hidden_dims) if len(hidden_dims) > 1 else nn.Sequential()
         self.trunk = nn.Sequential(nn.ReLU(), *rest, nn.ReLU())
         self.head = GaussianHead(hidden_dims[-1], z_dim)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.from_x(x) + self.from_y(y)  # broadcasts x (N, H) against y (K, 1, H)
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.from_x(x)
+        if self.from_y is not None:
+            h = h + self.from_y(y)  # broadcasts x (N, H) against y (K, 1, H)
         return self.head(self.trunk(h))

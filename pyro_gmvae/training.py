@@ -135,7 +135,7 @@ class EpochMetricsCallback(Callback):
         result = self.evaluate(pl_module.module, self.X.to(pl_module.device))
         for name, value in result["terms"].items():
             pl_module.log(name, value)
-        if self.labels is not None:
+        if self.labels is not None and result["labels"] is not None:
             for name, value in clustering_scores(self.labels, result["labels"]).items():
                 pl_module.log(name, value, prog_bar=name == "acc")
 

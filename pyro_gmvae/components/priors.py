@@ -1,4 +1,11 @@
-"""Priors on the continuous latent z."""
+"""Priors on the continuous latent z.
+
+A prior is a module with ``n_clusters`` (the number of values of a discrete y it is conditioned
+on, or ``None`` when the model has no y), ``forward(y)`` giving the distribution of z (given y
+when there is one; one event of ``latent_dim`` values) and ``marginal()`` giving p(z) with y
+summed out (used by importance-weighted likelihoods and by sampling). A user-defined prior
+only needs these three things; see :class:`StandardNormalPrior` for the smallest example.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +15,26 @@ from torch import nn
 from torch.nn import functional as F
 
 
+class StandardNormalPrior(nn.Module):
+    """p(z) = N(0, I): the plain VAE's prior. No discrete y."""
+
+    n_clusters = None
+
+    def __init__(self, latent_dim: int) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.register_buffer("zero", torch.zeros(()))  # follows the module's device and dtype
+
+    def forward(self, y: torch.Tensor | None = None) -> dist.Distribution:
+        return dist.Normal(self.zero.expand(self.latent_dim), 1.0).to_event(1)
+
+    def marginal(self) -> dist.Distribution:
+        return self()
+
+
 class LearnedMixturePrior(nn.Module):
-    """p(z | y) = N(mu(y), diag(var(y))) with mu, var affine in onehot(y) (var through softplus).
+    """p(z | y) = N(mu(y), diag(var(y))) with mu, var affine in onehot(y) (var through softplus),
+    and p(y) uniform over ``n_clusters`` values.
 
     With a one-hot y each cluster gets its own learned mean and variance; with a relaxed
     (soft) y the parameters interpolate between clusters, as in the Gumbel-softmax GMVAE.
@@ -40,3 +65,8 @@ class LearnedMixturePrior(nn.Module):
     def forward(self, y: torch.Tensor) -> dist.Distribution:
         loc, var = self.params(y)
         return dist.Normal(loc, var.sqrt()).to_event(1)
+
+    def marginal(self) -> dist.Distribution:
+        eye = torch.eye(self.n_clusters, device=self.loc.weight.device)
+        mixing = dist.Categorical(logits=eye.new_zeros(self.n_clusters))
+        return dist.MixtureSameFamily(mixing, self(eye))

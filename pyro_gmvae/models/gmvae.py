@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro.infer import ELBO
 from pyro.nn import PyroModule
 from torch import nn
 from torch.distributions import kl_divergence
@@ -49,10 +50,14 @@ class GMVAEModule(PyroModule):
         self.prior = prior if prior is not None else LearnedMixturePrior(n_clusters, latent_dim)
         self.y_encoder = mlp([x_dim, *hidden_dims, n_clusters])
         self.z_encoder = ConditionalGaussianEncoder(x_dim, n_clusters, hidden_dims, latent_dim)
-        self.decoder = mlp([latent_dim, *reversed(hidden_dims), self.likelihood.output_dim(x_dim)])
+        self.decoder = mlp([latent_dim, *reversed(hidden_dims), self.likelihood.setup(x_dim)])
         xavier_init_(self)
 
     # ----------------------------------------------------------------- model and guide
+    def elbo(self) -> ELBO:
+        """The ELBO that fits this pair: the discrete strategy's choice."""
+        return self.discrete.elbo()
+
     def model(self, x: torch.Tensor) -> None:
         with pyro.plate("data", x.shape[0]):
             y = self.discrete.model_sample("y", x.new_zeros(self.n_clusters))
@@ -112,3 +117,15 @@ class GMVAEModule(PyroModule):
             "kl_z": (probs * kl_z.T).sum(-1),
             "kl_y": kl_y,
         }
+
+    def sample_posterior(self, x: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` draws z ~ q(z | x) = sum_y q(y|x) q(z|x,y) per point, shape (n, N, D), and
+        log q(z | x) with y summed out."""
+        log_q_y = F.log_softmax(self.y_encoder(x), -1)  # (N, K)
+        loc, var = self.z_encoder(x, self._all_clusters(x))  # (K, N, D)
+        components = dist.Normal(loc, var.sqrt()).to_event(1)  # batch (K, N)
+        y = dist.Categorical(logits=log_q_y).sample((n,))  # (n, N)
+        points = torch.arange(x.shape[0], device=x.device)
+        z = loc[y, points] + var[y, points].sqrt() * torch.randn_like(loc[y, points])
+        log_q = torch.logsumexp(components.log_prob(z.unsqueeze(1)) + log_q_y.T, dim=1)
+        return z, log_q
