@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import time
 import warnings
@@ -16,6 +17,7 @@ import pyro
 import torch
 
 from .components import make_discrete, make_likelihood
+from .components.guides import guide_name
 from .data import as_data_tensor
 from .models import AEModule, GMVAEModule, VAEModule, importance_log_likelihood
 from .pretrain import pretrain
@@ -125,6 +127,8 @@ class LatentEstimator:
             if isinstance(value, torch.nn.Module):  # a component: record what it is
                 describe = getattr(value, "describe", None)
                 value = describe() if describe else type(value).__name__
+            elif callable(value):  # a component factory, such as a z-guide class
+                value = guide_name(value)
             out[name] = list(value) if isinstance(value, tuple) else value
         return out
 
@@ -328,8 +332,12 @@ class GMVAE(LatentEstimator):
     Parameters
     ----------
     n_clusters : K, the number of mixture components (>= 2 and <= the number of samples).
-    discrete : ``"enumerate"`` (exact sum over y), ``"relaxed"`` (Gumbel-softmax) or
-        ``"straight-through"`` (hard Gumbel-softmax), or a ``DiscreteStrategy`` instance.
+    discrete : ``"enumerate"`` (exact sum over y), ``"relaxed"`` (Gumbel-softmax),
+        ``"straight-through"`` (hard Gumbel-softmax), ``"score-function"`` (REINFORCE), or a
+        ``DiscreteStrategy`` instance.
+    prior : a prior on z conditioned on y (``LearnedMixturePrior`` when None; e.g.
+        ``FixedMixturePrior(means, variances, weights)``).
+    z_guide : ``"diagonal"``, ``"low-rank"``, ``"full"``, ``"flow"`` or a guide factory.
     temperature, min_temperature, decay_rate : Gumbel-softmax annealing for relaxed modes,
         ``max(temperature * exp(-decay_rate * epoch), min_temperature)``.
     init : ``"pretrain"`` (default) starts from an autoencoder + t-SNE + Gaussian-mixture
@@ -350,6 +358,8 @@ class GMVAE(LatentEstimator):
         latent_dim: int = 64,
         hidden_dims: Sequence[int] = (512, 512),
         discrete: Any = "enumerate",
+        prior: torch.nn.Module | None = None,
+        z_guide: Any = "diagonal",
         temperature: float = 1.0,
         min_temperature: float = 0.5,
         decay_rate: float = 0.013862944,
@@ -389,13 +399,14 @@ class GMVAE(LatentEstimator):
             monitor_size,
         )
         self.n_clusters, self.discrete = int(n_clusters), discrete
+        self.prior, self.z_guide = prior, z_guide
         self.temperature, self.min_temperature = temperature, min_temperature
         self.decay_rate = decay_rate
         self.init, self.pretrain_epochs = init, pretrain_epochs
         self._make_discrete()  # fail now on a bad discrete mode
 
     def _make_discrete(self):
-        if isinstance(self.discrete, str) and self.discrete != "enumerate":
+        if self.discrete in ("relaxed", "straight-through"):
             return make_discrete(
                 self.discrete,
                 temperature=self.temperature,
@@ -422,6 +433,8 @@ class GMVAE(LatentEstimator):
             self.hidden_dims,
             likelihood=make_likelihood(self.likelihood),
             discrete=self._make_discrete(),
+            prior=copy.deepcopy(self.prior),  # fits never share a prior's parameters
+            z_guide=self.z_guide,
         )
 
     def _data(self, X, fitting: bool = False) -> torch.Tensor:
@@ -492,7 +505,9 @@ class VAE(LatentEstimator):
 
     Parameters
     ----------
-    prior : a prior module without a discrete y (``StandardNormalPrior(latent_dim)`` when None).
+    prior : a prior module without a discrete y (``StandardNormalPrior(latent_dim)`` when None;
+        e.g. ``MixturePrior(K, latent_dim)`` (VaDE) or ``VampPrior(P, x_dim, latent_dim)``).
+    z_guide : ``"diagonal"``, ``"low-rank"``, ``"full"``, ``"flow"`` or a guide factory.
     """
         + COMMON_DOC
     )
@@ -505,6 +520,7 @@ class VAE(LatentEstimator):
         hidden_dims: Sequence[int] = (512, 512),
         likelihood: Any = "bernoulli",
         prior: torch.nn.Module | None = None,
+        z_guide: Any = "diagonal",
         epochs: int = 100,
         batch_size: int = 64,
         lr: float = 1e-3,
@@ -531,7 +547,7 @@ class VAE(LatentEstimator):
             progress_bar,
             monitor_size,
         )
-        self.prior = prior
+        self.prior, self.z_guide = prior, z_guide
 
     def config(self) -> dict[str, Any]:
         out = super().config()
@@ -539,16 +555,28 @@ class VAE(LatentEstimator):
         return out
 
     def _build(self, x_dim: int) -> VAEModule:
-        import copy
-
-        prior = copy.deepcopy(self.prior)  # fits never share a prior's parameters
         return self.module_class(
             x_dim,
             self.latent_dim,
             self.hidden_dims,
             likelihood=make_likelihood(self.likelihood),
-            prior=prior,
+            prior=copy.deepcopy(self.prior),  # fits never share a prior's parameters
+            z_guide=self.z_guide,
         )
+
+    def predict_proba(self, X) -> np.ndarray:
+        """p(y | z) at the latent mean, for mixture priors (``MixturePrior``)."""
+        self._check_fitted()
+        prior = self.module_.prior
+        if not hasattr(prior, "responsibilities"):
+            raise TypeError(f"{type(prior).__name__} has no clusters: use a MixturePrior")
+        return self._batched(
+            lambda x: prior.responsibilities(self.module_.latent_mean(x)), self._data(X)
+        ).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable mixture component of each sample (mixture priors only)."""
+        return self.predict_proba(X).argmax(1)
 
     @torch.no_grad()
     def sample(self, n_samples: int = 1, seed: int | None = None) -> np.ndarray:
@@ -563,6 +591,11 @@ class AE(VAE):
     ``log_likelihood`` is undefined (an AE has no density of x)."""
 
     module_class = AEModule
+
+    def _build(self, x_dim: int) -> AEModule:
+        if self.prior is not None:
+            raise ValueError("an autoencoder has no prior on z; use VAE to choose one")
+        return super()._build(x_dim)
 
 
 @torch.no_grad()

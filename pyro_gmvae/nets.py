@@ -61,10 +61,14 @@ class ConditionalGaussianEncoder(nn.Module):
         self.trunk = nn.Sequential(nn.ReLU(), *rest, nn.ReLU())
         self.head = GaussianHead(hidden_dims[-1], z_dim)
 
-    def forward(
-        self, x: torch.Tensor, y: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def features(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The last hidden layer's activations."""
         h = self.from_x(x)
         if self.from_y is not None:
             h = h + self.from_y(y)  # broadcasts x (N, H) against y (K, 1, H)
-        return self.head(self.trunk(h))
+        return self.trunk(h)
+
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(self.features(x, y))

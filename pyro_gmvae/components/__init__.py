@@ -1,6 +1,21 @@
-"""Swappable parts of the models: priors on z, likelihoods for x, ways to treat a discrete y."""
+"""Swappable parts of the models: priors on z, guides for z, likelihoods for x, and ways to
+treat a discrete y."""
 
-from .discrete import DiscreteStrategy, Enumerate, GumbelSoftmaxCategorical, Relaxed, make_discrete
+from .discrete import (
+    DiscreteStrategy,
+    Enumerate,
+    GumbelSoftmaxCategorical,
+    Relaxed,
+    ScoreFunction,
+    make_discrete,
+)
+from .guides import (
+    DiagonalNormalGuide,
+    FlowGuide,
+    FullNormalGuide,
+    LowRankNormalGuide,
+    make_z_guide,
+)
 from .likelihoods import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
@@ -8,19 +23,34 @@ from .likelihoods import (
     Likelihood,
     make_likelihood,
 )
-from .priors import LearnedMixturePrior, StandardNormalPrior
+from .priors import (
+    FixedMixturePrior,
+    LearnedMixturePrior,
+    MixturePrior,
+    StandardNormalPrior,
+    VampPrior,
+)
 
 __all__ = [
     "BernoulliLikelihood",
     "ContinuousBernoulliLikelihood",
-    "GaussianLikelihood",
+    "DiagonalNormalGuide",
     "DiscreteStrategy",
     "Enumerate",
+    "FixedMixturePrior",
+    "FlowGuide",
+    "FullNormalGuide",
+    "GaussianLikelihood",
     "GumbelSoftmaxCategorical",
     "LearnedMixturePrior",
     "Likelihood",
+    "LowRankNormalGuide",
+    "MixturePrior",
     "Relaxed",
+    "ScoreFunction",
     "StandardNormalPrior",
+    "VampPrior",
     "make_discrete",
     "make_likelihood",
+    "make_z_guide",
 ]

@@ -7,7 +7,7 @@ import math
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.infer import ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
+from pyro.infer import ELBO, TraceEnum_ELBO, TraceGraph_ELBO, TraceMeanField_ELBO
 from torch import nn
 from torch.distributions import constraints
 
@@ -162,8 +162,39 @@ class Relaxed(DiscreteStrategy):
         }
 
 
+class ScoreFunctionELBO(TraceGraph_ELBO):
+    """``TraceGraph_ELBO`` with a ``differentiable_loss``, so any torch optimiser can use it: its
+    value is the negative ELBO and its gradient that of Pyro's score-function surrogate."""
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        # Pyro exposes the surrogate only through loss_and_grads, which calls backward itself.
+        elbo, surrogate_loss = self._loss_and_surrogate_loss(model, guide, args, kwargs)
+        return surrogate_loss + (-elbo - surrogate_loss).detach()
+
+
+class ScoreFunction(DiscreteStrategy):
+    """Sample y from q(y|x) and learn q(y|x) with the score-function (REINFORCE) estimator
+    (``TraceGraph_ELBO``, which uses the downstream cost as the learning signal). Unbiased for
+    the ELBO, but with a far noisier gradient than enumeration: here for comparison."""
+
+    name = "score-function"
+
+    def elbo(self) -> ELBO:
+        return ScoreFunctionELBO()
+
+    def model_sample(self, name: str, logits: torch.Tensor) -> torch.Tensor:
+        return pyro.sample(name, dist.OneHotCategorical(logits=logits))
+
+    def guide_sample(self, name: str, logits: torch.Tensor) -> torch.Tensor:
+        baseline = {"use_decaying_avg_baseline": True, "baseline_beta": 0.9}
+        return pyro.sample(
+            name, dist.OneHotCategorical(logits=logits), infer={"baseline": baseline}
+        )
+
+
 def make_discrete(spec: str | DiscreteStrategy, **kwargs) -> DiscreteStrategy:
-    """A discrete-latent strategy from ``"enumerate"``, ``"relaxed"``, ``"straight-through"``."""
+    """A discrete-latent strategy by name: ``"enumerate"``, ``"relaxed"``, ``"straight-through"``
+    or ``"score-function"`` (relaxed ones take the temperature schedule's keyword arguments)."""
     if isinstance(spec, DiscreteStrategy):
         return spec
     if spec == "enumerate":
@@ -172,6 +203,9 @@ def make_discrete(spec: str | DiscreteStrategy, **kwargs) -> DiscreteStrategy:
         return Relaxed(**kwargs)
     if spec == "straight-through":
         return Relaxed(hard=True, **kwargs)
+    if spec == "score-function":
+        return ScoreFunction()
     raise ValueError(
-        f"unknown discrete mode {spec!r}; choose 'enumerate', 'relaxed' or 'straight-through'"
+        f"unknown discrete mode {spec!r}; choose 'enumerate', 'relaxed', 'straight-through' "
+        "or 'score-function'"
     )

@@ -3,8 +3,9 @@
 A prior is a module with ``n_clusters`` (the number of values of a discrete y it is conditioned
 on, or ``None`` when the model has no y), ``forward(y)`` giving the distribution of z (given y
 when there is one; one event of ``latent_dim`` values) and ``marginal()`` giving p(z) with y
-summed out (used by importance-weighted likelihoods and by sampling). A user-defined prior
-only needs these three things; see :class:`StandardNormalPrior` for the smallest example.
+summed out (used by importance-weighted likelihoods and by sampling); priors with a y also give
+``y_logits()``, the logits of p(y). A user-defined prior only needs these; see
+:class:`StandardNormalPrior` for the smallest example.
 """
 
 from __future__ import annotations
@@ -66,7 +67,111 @@ class LearnedMixturePrior(nn.Module):
         loc, var = self.params(y)
         return dist.Normal(loc, var.sqrt()).to_event(1)
 
+    def y_logits(self) -> torch.Tensor:
+        """Logits of p(y): uniform."""
+        return self.loc.weight.new_zeros(self.n_clusters)
+
     def marginal(self) -> dist.Distribution:
         eye = torch.eye(self.n_clusters, device=self.loc.weight.device)
-        mixing = dist.Categorical(logits=eye.new_zeros(self.n_clusters))
-        return dist.MixtureSameFamily(mixing, self(eye))
+        return dist.MixtureSameFamily(dist.Categorical(logits=self.y_logits()), self(eye))
+
+
+class FixedMixturePrior(nn.Module):
+    """p(y) = weights, p(z | y) = N(means[y], diag(variances[y])), all given as arrays and not
+    trained (e.g. a Gaussian mixture fitted to a model's latents by Gibbs sampling)."""
+
+    def __init__(self, means, variances, weights=None) -> None:
+        super().__init__()
+        means = torch.as_tensor(means, dtype=torch.float32)
+        variances = torch.as_tensor(variances, dtype=torch.float32)
+        if means.ndim != 2 or variances.shape != means.shape:
+            raise ValueError(
+                f"means and variances must both be (K, D); got {tuple(means.shape)}"
+                f" and {tuple(variances.shape)}"
+            )
+        if not (variances > 0).all():
+            raise ValueError("variances must be positive")
+        K = means.shape[0]
+        weights = (
+            torch.full((K,), 1.0 / K)
+            if weights is None
+            else torch.as_tensor(weights, dtype=torch.float32)
+        )
+        if weights.shape != (K,) or (weights < 0).any() or abs(float(weights.sum()) - 1) > 1e-4:
+            raise ValueError(f"weights must be {K} non-negative numbers summing to 1")
+        self.n_clusters, self.latent_dim = K, means.shape[1]
+        self.register_buffer("means", means)
+        self.register_buffer("variances", variances)
+        self.register_buffer("log_weights", weights.clamp_min(1e-30).log())
+
+    def y_logits(self) -> torch.Tensor:
+        return self.log_weights
+
+    def forward(self, y: torch.Tensor) -> dist.Distribution:
+        return dist.Normal(y @ self.means, (y @ self.variances).sqrt()).to_event(1)
+
+    def marginal(self) -> dist.Distribution:
+        return dist.MixtureSameFamily(
+            dist.Categorical(logits=self.log_weights),
+            dist.Normal(self.means, self.variances.sqrt()).to_event(1),
+        )
+
+
+class MixturePrior(nn.Module):
+    """p(z) = sum_k pi_k N(mu_k, diag(sigma_k^2)) with y summed out inside the prior (VaDE's
+    prior), all parameters learned. The model itself has no y; ``responsibilities(z)`` gives
+    p(y | z) for clustering."""
+
+    n_clusters = None
+
+    def __init__(self, n_components: int, latent_dim: int) -> None:
+        super().__init__()
+        self.n_components, self.latent_dim = n_components, latent_dim
+        self.logits = nn.Parameter(torch.zeros(n_components))
+        self.means = nn.Parameter(torch.randn(n_components, latent_dim))
+        self.log_scales = nn.Parameter(torch.zeros(n_components, latent_dim))
+
+    def components(self) -> dist.Distribution:
+        return dist.Normal(self.means, self.log_scales.exp()).to_event(1)
+
+    def forward(self, y: torch.Tensor | None = None) -> dist.Distribution:
+        return dist.MixtureSameFamily(dist.Categorical(logits=self.logits), self.components())
+
+    def marginal(self) -> dist.Distribution:
+        return self()
+
+    def responsibilities(self, z: torch.Tensor) -> torch.Tensor:
+        """p(y = k | z), shape (N, K)."""
+        joint = self.components().log_prob(z.unsqueeze(-2)) + F.log_softmax(self.logits, -1)
+        return F.softmax(joint, -1)
+
+
+class VampPrior(nn.Module):
+    """p(z) = (1/P) sum_p q(z | u_p): the guide's own posterior at P learned pseudo-inputs
+    (Tomczak and Welling, 2018). The model binds its z-guide with :meth:`bind`."""
+
+    n_clusters = None
+
+    def __init__(self, n_pseudo_inputs: int, x_dim: int, latent_dim: int) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.pseudo_inputs = nn.Parameter(torch.rand(n_pseudo_inputs, x_dim) * 0.1 + 0.45)
+        self._guide: list[nn.Module] = []  # a plain list: the guide is not a child module
+
+    def bind(self, guide: nn.Module) -> None:
+        if getattr(guide, "flows", None) is not None:
+            raise ValueError(
+                "VampPrior needs a Gaussian z-guide to form its mixture; a flow "
+                "guide's components have no closed-form mixture here"
+            )
+        self._guide[:] = [guide]
+
+    def forward(self, y: torch.Tensor | None = None) -> dist.Distribution:
+        if not self._guide:
+            raise RuntimeError("VampPrior is not bound to a guide: the model calls bind()")
+        components = self._guide[0].distribution(self.pseudo_inputs)  # batch (P,)
+        mixing = dist.Categorical(logits=self.pseudo_inputs.new_zeros(len(self.pseudo_inputs)))
+        return dist.MixtureSameFamily(mixing, components)
+
+    def marginal(self) -> dist.Distribution:
+        return self()

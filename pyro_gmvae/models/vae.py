@@ -12,7 +12,8 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from ..components import Likelihood, StandardNormalPrior, make_likelihood
-from ..nets import ConditionalGaussianEncoder, mlp, xavier_init_
+from ..components.guides import GuideFactory, make_z_guide
+from ..nets import mlp, xavier_init_
 from .posterior import kl_or_estimate
 
 
@@ -24,7 +25,7 @@ class VAEModule(PyroModule):
         z ~ p(z)                   (``prior``: N(0, I) by default; any prior without y)
         x | z ~ p(x | decoder(z))  (``likelihood``)
 
-    Guide: q(z | x) = N(m(x), diag(v(x))).
+    Guide: q(z | x) (``z_guide``: diagonal Gaussian by default).
     """
 
     def __init__(
@@ -34,6 +35,7 @@ class VAEModule(PyroModule):
         hidden_dims: Sequence[int] = (512, 512),
         likelihood: str | Likelihood = "bernoulli",
         prior: nn.Module | None = None,
+        z_guide: str | GuideFactory = "diagonal",
     ) -> None:
         super().__init__()
         hidden_dims = list(hidden_dims)
@@ -45,9 +47,11 @@ class VAEModule(PyroModule):
                 f"{type(self.prior).__name__} is conditioned on a discrete y; a VAE has no y "
                 "(use GMVAE for such a prior)"
             )
-        self.z_encoder = ConditionalGaussianEncoder(x_dim, 0, hidden_dims, latent_dim)
+        self.z_encoder = make_z_guide(z_guide, x_dim, 0, hidden_dims, latent_dim)
         self.decoder = mlp([latent_dim, *reversed(hidden_dims), self.likelihood.setup(x_dim)])
         xavier_init_(self)
+        if hasattr(self.prior, "bind"):  # priors built from the guide (VampPrior)
+            self.prior.bind(self.z_encoder)
 
     def elbo(self) -> ELBO:
         return TraceMeanField_ELBO()  # analytic KL(q(z|x) || p(z)) where one is registered
@@ -58,15 +62,14 @@ class VAEModule(PyroModule):
             pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
 
     def q_z(self, x: torch.Tensor) -> dist.Distribution:
-        loc, var = self.z_encoder(x)
-        return dist.Normal(loc, var.sqrt()).to_event(1)
+        return self.z_encoder.distribution(x)
 
     def guide(self, x: torch.Tensor) -> None:
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", self.q_z(x))
 
     def latent_mean(self, x: torch.Tensor) -> torch.Tensor:
-        return self.z_encoder(x)[0]
+        return self.z_encoder.point(x)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.likelihood.mean(self.decoder(self.latent_mean(x)))

@@ -1,0 +1,128 @@
+"""Amortized guides for the continuous latent: q(z | x) or q(z | x, y).
+
+Each guide is an encoder network (an MLP on [x, onehot(y)]) with ``distribution(x, y)``, the
+distribution of z (one event of ``latent_dim`` values, batch-broadcast over an enumerated y),
+and ``point(x, y)``, a point summary used for latent maps and reconstructions. ``forward``
+returns the mean and variance of its Gaussian part (used for pre-training). Models take a guide
+by name (``"diagonal"``, ``"low-rank"``, ``"full"``, ``"flow"``) or as a factory called with
+``(x_dim, y_dim, hidden_dims, latent_dim)``, such as one of these classes or a
+``functools.partial`` of one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pyro.distributions as dist
+import pyro.distributions.transforms as T
+import torch
+from torch import nn
+
+from ..nets import ConditionalGaussianEncoder
+
+
+class DiagonalNormalGuide(ConditionalGaussianEncoder):
+    """q(z | x, y) = N(m, diag(v)): the mean-field Gaussian of the standard VAE."""
+
+    name = "diagonal"
+
+    def distribution(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
+        loc, var = self(x, y)
+        return dist.Normal(loc, var.sqrt()).to_event(1)
+
+    def point(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self(x, y)[0]
+
+
+class LowRankNormalGuide(DiagonalNormalGuide):
+    """q(z | x, y) = N(m, W W^T + diag(v)) with a rank-``rank`` factor W from the encoder."""
+
+    name = "low-rank"
+
+    def __init__(
+        self, x_dim: int, y_dim: int, hidden_dims: Sequence[int], z_dim: int, rank: int = 2
+    ) -> None:
+        super().__init__(x_dim, y_dim, hidden_dims, z_dim)
+        self.rank = rank
+        self.factor = nn.Linear(hidden_dims[-1], z_dim * rank)
+        nn.init.zeros_(self.factor.weight)  # starts as the diagonal guide
+        nn.init.zeros_(self.factor.bias)
+
+    def distribution(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
+        h = self.features(x, y)
+        loc, var = self.head(h)
+        factor = self.factor(h).unflatten(-1, (loc.shape[-1], self.rank))
+        return dist.LowRankMultivariateNormal(loc, factor, var)
+
+
+class FullNormalGuide(DiagonalNormalGuide):
+    """q(z | x, y) = N(m, L L^T) with a full lower-triangular L from the encoder."""
+
+    name = "full"
+
+    def __init__(self, x_dim: int, y_dim: int, hidden_dims: Sequence[int], z_dim: int) -> None:
+        super().__init__(x_dim, y_dim, hidden_dims, z_dim)
+        self.off_diagonal = nn.Linear(hidden_dims[-1], z_dim * (z_dim - 1) // 2)
+        nn.init.zeros_(self.off_diagonal.weight)  # starts as the diagonal guide
+        nn.init.zeros_(self.off_diagonal.bias)
+        self.register_buffer("rows", torch.tril_indices(z_dim, z_dim, -1)[0], persistent=False)
+        self.register_buffer("cols", torch.tril_indices(z_dim, z_dim, -1)[1], persistent=False)
+
+    def distribution(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
+        h = self.features(x, y)
+        loc, var = self.head(h)
+        tril = torch.diag_embed(var.sqrt())
+        tril[..., self.rows, self.cols] = self.off_diagonal(h)
+        return dist.MultivariateNormal(loc, scale_tril=tril)
+
+
+class FlowGuide(DiagonalNormalGuide):
+    """q(z | x, y): a diagonal Gaussian pushed through ``n_flows`` affine autoregressive
+    transforms (inverse autoregressive flow, shared across data points)."""
+
+    name = "flow"
+
+    def __init__(
+        self, x_dim: int, y_dim: int, hidden_dims: Sequence[int], z_dim: int, n_flows: int = 2
+    ) -> None:
+        super().__init__(x_dim, y_dim, hidden_dims, z_dim)
+        if z_dim < 2:
+            raise ValueError("a flow guide needs latent_dim >= 2 (autoregressive transforms)")
+        self.flows = nn.ModuleList(
+            [T.affine_autoregressive(z_dim, hidden_dims=[4 * z_dim]) for _ in range(n_flows)]
+        )
+
+    def distribution(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
+        return dist.TransformedDistribution(super().distribution(x, y), list(self.flows))
+
+    def point(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        z = super().point(x, y)
+        for flow in self.flows:
+            z = flow(z)
+        return z
+
+
+Z_GUIDES: dict[str, type[DiagonalNormalGuide]] = {
+    cls.name: cls for cls in (DiagonalNormalGuide, LowRankNormalGuide, FullNormalGuide, FlowGuide)
+}
+GuideFactory = Callable[[int, int, Sequence[int], int], nn.Module]
+
+
+def make_z_guide(
+    spec: str | GuideFactory, x_dim: int, y_dim: int, hidden_dims: Sequence[int], latent_dim: int
+) -> nn.Module:
+    """A z-guide from its name or a factory ``(x_dim, y_dim, hidden_dims, latent_dim)``."""
+    if isinstance(spec, str):
+        if spec not in Z_GUIDES:
+            raise ValueError(f"unknown z guide {spec!r}; choose one of {sorted(Z_GUIDES)}")
+        spec = Z_GUIDES[spec]
+    if not callable(spec):
+        raise TypeError(f"z_guide must be a name or a factory, got {type(spec).__name__}")
+    return spec(x_dim, y_dim, list(hidden_dims), latent_dim)
+
+
+def guide_name(spec: str | GuideFactory) -> str:
+    """How a z-guide is recorded in a model's configuration."""
+    if isinstance(spec, str):
+        return spec
+    return getattr(spec, "name", None) or getattr(getattr(spec, "func", None), "name", repr(spec))

@@ -1,0 +1,56 @@
+"""Every supported prior/guide combination fits; the unsupported ones say why they are not."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from pyro_gmvae import AE, GMVAE
+from pyro_gmvae.catalogue import combinations
+from pyro_gmvae.components import MixturePrior
+
+TINY = dict(
+    latent_dim=3,
+    hidden_dims=(24,),
+    epochs=4,
+    batch_size=60,
+    seed=0,
+    progress_bar=False,
+    monitor_size=None,
+)
+
+
+@pytest.mark.parametrize("combo", list(combinations()), ids=lambda c: c.name)
+def test_every_supported_combination_fits(combo, digits_small):
+    X = digits_small.X
+    model = combo.build(X.shape[1], n_clusters=4, **TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # collapse warnings are expected after 4 tiny epochs
+        model.fit(X)
+    losses = [h["loss"] for h in model.history_]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], losses
+    assert np.isfinite(model.score(X))
+    assert np.isfinite(model.log_likelihood(X[:8], n_samples=16)).all()
+
+
+@pytest.mark.parametrize(
+    "combo",
+    [c for c in combinations(include_unsupported=True) if not c.supported],
+    ids=lambda c: c.name,
+)
+def test_unsupported_combinations_raise_a_clear_error(combo, digits_small):
+    model = combo.build(digits_small.X.shape[1], n_clusters=4, **TINY)
+    with pytest.raises(ValueError, match="Gaussian z-guide"):
+        model.fit(digits_small.X)
+
+
+def test_combination_names_are_unique():
+    names = [c.name for c in combinations(include_unsupported=True)]
+    assert len(names) == len(set(names)) == 2 * 4 * 4 + 3 * 4
+
+
+def test_mismatched_prior_and_model_are_refused(digits_small):
+    with pytest.raises(ValueError, match="use VAE for priors without y"):
+        GMVAE(n_clusters=4, prior=MixturePrior(4, 3), **TINY).fit(digits_small.X)
+    with pytest.raises(ValueError, match="no prior on z"):
+        AE(prior=MixturePrior(4, 3), **TINY).fit(digits_small.X)
