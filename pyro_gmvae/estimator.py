@@ -193,7 +193,7 @@ class LatentEstimator:
         ]
         train(
             plan,
-            make_loader(X, self.batch_size, self.seed),
+            make_loader(X, self.batch_size, self.seed, drop_last=_needs_fixed_batch(module)),
             self.epochs,
             callbacks=callbacks,
             run_dir=run_dir,
@@ -596,6 +596,10 @@ class AE(VAE):
         if self.prior is not None:
             raise ValueError("an autoencoder has no prior on z; use VAE to choose one")
         return super()._build(x_dim)
+
+
+def _needs_fixed_batch(module: torch.nn.Module) -> bool:
+    return getattr(getattr(module, "discrete", None), "needs_fixed_batch", False)
 
 
 @torch.no_grad()

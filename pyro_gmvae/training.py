@@ -42,13 +42,19 @@ class EpochShuffleSampler(Sampler[int]):
 
 
 def make_loader(
-    tensors: torch.Tensor | tuple[torch.Tensor, ...], batch_size: int, seed: int
+    tensors: torch.Tensor | tuple[torch.Tensor, ...],
+    batch_size: int,
+    seed: int,
+    drop_last: bool = False,
 ) -> DataLoader:
     """Shuffled batches of one tensor (or of aligned tensors), reproducible from ``seed``."""
     tensors = tensors if isinstance(tensors, tuple) else (tensors,)
+    if drop_last and len(tensors[0]) < batch_size:
+        raise ValueError(f"need at least batch_size={batch_size} samples, got {len(tensors[0])}")
     return DataLoader(
         TensorDataset(*tensors),
         batch_size=batch_size,
+        drop_last=drop_last,
         sampler=EpochShuffleSampler(len(tensors[0]), seed),
         generator=torch.Generator().manual_seed(seed),
     )

@@ -59,3 +59,42 @@ def test_gmvae_mnist_test_benchmark_tiny(mnist_dir, tmp_path):
         and "plain PyTorch" in table
     )
     assert result["kmeans"]["acc"] > 0
+
+
+def test_priors_guides_benchmark_tiny(mnist_dir, tmp_path):
+    bench = load("priors_guides")
+    out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
+    result = bench.main(
+        [
+            "--epochs",
+            "1",
+            "--seeds",
+            "0",
+            "--n-train",
+            "120",
+            "--n-eval",
+            "40",
+            "--iw-samples",
+            "4",
+            "--latent-dim",
+            "3",
+            "--hidden",
+            "16",
+            "--only",
+            "vamp",
+            "--mnist",
+            str(mnist_dir),
+            "--json",
+            str(out_json),
+            "--markdown",
+            str(out_md),
+        ]
+    )
+    rows = {r["name"]: r for r in json.loads(out_json.read_text())["rows"]}
+    assert set(rows) == {f"vamp / {g}" for g in ("diagonal", "low-rank", "full", "flow")}
+    assert "unsupported" in rows["vamp / flow"]
+    summary = rows["vamp / diagonal"]["summary"]
+    assert summary["iw_log_likelihood"]["mean"] < 0 and summary["acc"] is None
+    table = out_md.read_text()
+    assert "unsupported: VampPrior needs a Gaussian z-guide" in table
+    assert len(result["rows"]) == 4

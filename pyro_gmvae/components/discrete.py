@@ -60,6 +60,7 @@ class DiscreteStrategy(nn.Module):
     """How a model's discrete latent y is sampled and which ELBO fits it."""
 
     name = "discrete"
+    needs_fixed_batch = False
 
     def elbo(self) -> ELBO:
         raise NotImplementedError
@@ -178,6 +179,9 @@ class ScoreFunction(DiscreteStrategy):
     the ELBO, but with a far noisier gradient than enumeration: here for comparison."""
 
     name = "score-function"
+    # Pyro's decaying-average baseline is kept per position in the batch: batches must not
+    # change size, so the training loader drops the last, smaller one.
+    needs_fixed_batch = True
 
     def elbo(self) -> ELBO:
         return ScoreFunctionELBO()
