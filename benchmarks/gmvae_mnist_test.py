@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -25,6 +23,7 @@ import torch
 from sklearn.cluster import KMeans
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, publish  # noqa: E402
 from reference_torch import enumerated_loss  # noqa: E402
 
 from pyro_gmvae import GMVAE, clustering_scores, load_mnist_test  # noqa: E402
@@ -187,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": args.threads,
         "torch": torch.__version__,
         "pyro": pyro.__version__,
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores",
+        "machine": machine(),
         "runs": runs,
         "summary": {
             m: summarise([r for r in runs if r["method"] == m])
@@ -196,11 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
         "kmeans": clustering_scores(y, km_labels),
         "speed": throughput(X, args.speed_steps),
     }
-    table = markdown(result)
-    print(table)
-    for path, text in ((args.json, json.dumps(result, indent=2)), (args.markdown, table)):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text)
+    publish(result, markdown(result), args.json, args.markdown)
     return result
 
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import torch
 
-from pyro_gmvae import clustering_scores, load_mnist_test
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, publish  # noqa: E402
+
+from pyro_gmvae import clustering_scores, load_mnist_test  # noqa: E402
 from pyro_gmvae.catalogue import UNSUPPORTED, autoencoder, combinations
 
 
@@ -79,8 +81,11 @@ def markdown(result: dict) -> str:
             f"| {fmt(s['iw_log_likelihood'])} | {fmt(s['acc'], 3)} "
             f"| {fmt(s['images_per_s'], 0)} |"
         )
-    lines += ["", "For the autoencoder the ELBO column is its reconstruction log-likelihood "
-              "log p(x | decoder(encoder(x))); it defines no density of x, so no IW estimate."]
+    lines += [
+        "",
+        "For the autoencoder the ELBO column is its reconstruction log-likelihood "
+        "log p(x | decoder(encoder(x))); it defines no density of x, so no IW estimate.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -151,15 +156,11 @@ def main(argv: list[str] | None = None) -> dict:
         "latent_dim": args.latent_dim,
         "hidden_dims": args.hidden,
         "threads": args.threads,
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores",
+        "machine": machine(),
         "torch": torch.__version__,
         "rows": rows,
     }
-    table = markdown(result)
-    print(table)
-    for path, text in ((args.json, json.dumps(result, indent=2)), (args.markdown, table)):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text)
+    publish(result, markdown(result), args.json, args.markdown)
     return result
 
 
