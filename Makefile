@@ -1,4 +1,4 @@
-.PHONY: install lint format test bench strip
+.PHONY: install lint format test bench bench-priors strip
 
 install:
 	python -m pip install -e ".[dev]"
@@ -16,6 +16,9 @@ test:
 
 bench:
 	OMP_WAIT_POLICY=PASSIVE python benchmarks/gmvae_mnist_test.py
+
+bench-priors:
+	OMP_WAIT_POLICY=PASSIVE python benchmarks/priors_guides.py
 
 # Notebooks are committed without outputs.
 strip:
