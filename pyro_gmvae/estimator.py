@@ -245,6 +245,7 @@ class LatentEstimator:
         """Importance-weighted estimate of log p(x) per sample with ``n_samples`` draws from the
         guide (y summed out where the model has one): the common yardstick across priors."""
         self._check_fitted()
+        _check_positive_int("n_samples", n_samples)
         if seed is not None:
             pyro.set_rng_seed(seed)
         X = self._data(X)

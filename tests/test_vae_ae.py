@@ -80,6 +80,10 @@ def test_vae_fits_samples_and_scores(digits_small):
     ll = vae.log_likelihood(X[:20], n_samples=50)
     elbo = vae.score_samples(X[:20])
     assert np.all(np.isfinite(ll)) and ll.mean() > elbo.mean()
+    with pytest.raises(ValueError, match="n_samples must be positive"):
+        vae.log_likelihood(X[:3], n_samples=0)
+    with pytest.raises(TypeError, match="n_samples must be an integer"):
+        vae.log_likelihood(X[:3], n_samples=2.5)
 
 
 def test_ae_fits_and_has_no_likelihood(digits_small, tmp_path):
