@@ -89,7 +89,18 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> dict:
+def load_cache(path: Path, protocol: dict) -> dict[tuple[str, int], dict]:
+    """Runs already done under this protocol, by (combination, seed)."""
+    done = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            entry = json.loads(line)
+            if entry.pop("protocol") == protocol:
+                done[entry.pop("name"), entry.pop("seed")] = entry
+    return done
+
+
+def main(argv: list[str] | None = None) -> dict | None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -101,60 +112,85 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--only", default=None, help="run the combinations whose name contains this")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--mnist", default=None, help="folder of the MNIST-test IDX files")
+    p.add_argument(
+        "--cache",
+        default="benchmarks/results/priors_guides.runs.jsonl",
+        help="one line per finished run; runs found there under the same protocol are not redone",
+    )
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="run only every N-th (combination, seed) starting at I and publish nothing; "
+        "a later run without --shard collects the cache and publishes",
+    )
     p.add_argument("--json", default="benchmarks/results/priors_guides.json")
     p.add_argument("--markdown", default="docs/benchmarks/priors_guides.md")
     args = p.parse_args(argv)
+    shard, n_shards = (int(v) for v in args.shard.split("/")) if args.shard else (0, 1)
+    if not 0 <= shard < n_shards:
+        p.error(f"--shard must be I/N with 0 <= I < N, got {args.shard}")
 
     torch.set_num_threads(args.threads)
     data = load_mnist_test(args.mnist).subset(10000, seed=0)  # a fixed shuffle, then split
     X_train, X_eval = data.X[: args.n_train], data.X[-args.n_eval :]
     y_eval = data.y[-args.n_eval :]
+    protocol = {
+        "n_train": len(X_train),
+        "n_eval": len(X_eval),
+        "epochs": args.epochs,
+        "iw_samples": args.iw_samples,
+        "latent_dim": args.latent_dim,
+        "hidden_dims": args.hidden,
+    }
     options = dict(
         latent_dim=args.latent_dim,
         hidden_dims=tuple(args.hidden),
         epochs=args.epochs,
         progress_bar=False,
     )
-    combos = [
-        c
-        for c in combinations(include_unsupported=True)
-        if args.only is None or args.only in c.name
+    entries = [(c.name, c) for c in combinations(include_unsupported=True)]
+    entries = [
+        e for e in [*entries, ("autoencoder", None)] if args.only is None or args.only in e[0]
     ]
-    rows = []
-    for combo in [*combos, None]:  # None: the autoencoder baseline
-        name = "autoencoder" if combo is None else combo.name
-        if combo is not None and not combo.supported:
-            rows.append(
-                {
-                    "model": "VAE",
-                    "name": name,
-                    "unsupported": UNSUPPORTED[(combo.prior, combo.z_guide)],
-                }
-            )
+    tasks = [(name, c) for name, c in entries if c is None or c.supported]
+    cache = Path(args.cache)
+    done = load_cache(cache, protocol)
+    # seed-major order, so that an interrupted run leaves whole seeds behind
+    for i, (seed, (name, combo)) in enumerate((s, t) for s in args.seeds for t in tasks):
+        if i % n_shards != shard or (name, seed) in done:
             continue
-        if combo is None and args.only is not None and args.only not in name:
-            continue
-        runs = []
-        for seed in args.seeds:
-            model = (
-                autoencoder(**options, seed=seed)
-                if combo is None
-                else combo.build(X_train.shape[1], n_clusters=10, **options, seed=seed)
-            )
-            run = evaluate(model, X_train, X_eval, y_eval, args.iw_samples)
-            runs.append(run)
-            print(json.dumps({"name": name, "seed": seed, **run}), flush=True)
-        rows.append(
-            {"model": type(model).__name__, "name": name, "runs": runs, "summary": summarise(runs)}
+        model = (
+            autoencoder(**options, seed=seed)
+            if combo is None
+            else combo.build(X_train.shape[1], n_clusters=10, **options, seed=seed)
         )
+        run = {
+            "model": type(model).__name__,
+            **evaluate(model, X_train, X_eval, y_eval, args.iw_samples),
+        }
+        done[name, seed] = run
+        print(json.dumps({"name": name, "seed": seed, **run}), flush=True)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with cache.open("a") as f:  # appended line by line: shards may share the file
+            f.write(json.dumps({"protocol": protocol, "name": name, "seed": seed, **run}) + "\n")
+    if args.shard:
+        return None
+
+    rows = []
+    for name, combo in entries:  # the catalogue's order, unsupported combinations included
+        if combo is not None and not combo.supported:
+            reason = UNSUPPORTED[(combo.prior, combo.z_guide)]
+            rows.append({"model": "VAE", "name": name, "unsupported": reason})
+            continue
+        runs = [dict(done[name, seed]) for seed in args.seeds]
+        model_name = runs[0].pop("model")
+        for run in runs[1:]:
+            run.pop("model")
+        rows.append({"model": model_name, "name": name, "runs": runs, "summary": summarise(runs)})
     result = {
-        "n_train": len(X_train),
-        "n_eval": len(X_eval),
-        "epochs": args.epochs,
+        **protocol,
         "seeds": args.seeds,
-        "iw_samples": args.iw_samples,
-        "latent_dim": args.latent_dim,
-        "hidden_dims": args.hidden,
         "threads": args.threads,
         "machine": machine(),
         "torch": torch.__version__,

@@ -21,10 +21,22 @@ def mlp(sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU) -> nn.Seque
     return nn.Sequential(*layers)
 
 
+class ZeroLinear(nn.Linear):
+    """A linear layer that starts as the zero map, so that a guide extending a simpler one (extra
+    covariance terms on a diagonal Gaussian) starts as that simpler guide. ``xavier_init_``
+    leaves it at zero."""
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+
 def xavier_init_(module: nn.Module) -> None:
-    """Xavier-normal weights and zero biases for every linear layer (the reference GMVAE's init)."""
+    """Xavier-normal weights and zero biases for every linear layer (the reference GMVAE's init),
+    except ``ZeroLinear`` layers, which keep their zero start."""
     for m in module.modules():
-        if isinstance(m, nn.Linear):
+        if isinstance(m, nn.Linear) and not isinstance(m, ZeroLinear):
             nn.init.xavier_normal_(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

@@ -61,40 +61,25 @@ def test_gmvae_mnist_test_benchmark_tiny(mnist_dir, tmp_path):
     assert result["kmeans"]["acc"] > 0
 
 
-def test_priors_guides_benchmark_tiny(mnist_dir, tmp_path):
+def test_priors_guides_benchmark_tiny_in_shards(mnist_dir, tmp_path):
+    """Two shards fill the run cache; the final call reruns nothing and publishes the table."""
     bench = load("priors_guides")
-    out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
-    result = bench.main(
-        [
-            "--epochs",
-            "1",
-            "--seeds",
-            "0",
-            "--n-train",
-            "120",
-            "--n-eval",
-            "40",
-            "--iw-samples",
-            "4",
-            "--latent-dim",
-            "3",
-            "--hidden",
-            "16",
-            "--only",
-            "vamp",
-            "--mnist",
-            str(mnist_dir),
-            "--json",
-            str(out_json),
-            "--markdown",
-            str(out_md),
-        ]
-    )
+    out_json, out_md, cache = tmp_path / "r.json", tmp_path / "r.md", tmp_path / "runs.jsonl"
+    tiny = ["--epochs", "1", "--seeds", "0", "--n-train", "120", "--n-eval", "40"]
+    tiny += ["--iw-samples", "4", "--latent-dim", "3", "--hidden", "16", "--only", "vamp"]
+    tiny += ["--mnist", str(mnist_dir), "--cache", str(cache)]
+    tiny += ["--json", str(out_json), "--markdown", str(out_md)]
+    assert bench.main([*tiny, "--shard", "0/2"]) is None and not out_json.exists()
+    assert len(cache.read_text().splitlines()) == 2  # tasks 0 and 2 of the three VampPrior fits
+    assert bench.main([*tiny, "--shard", "1/2"]) is None
+    result = bench.main(tiny)
+    assert len(cache.read_text().splitlines()) == 3  # nothing was fitted twice
     rows = {r["name"]: r for r in json.loads(out_json.read_text())["rows"]}
     assert set(rows) == {f"vamp / {g}" for g in ("diagonal", "low-rank", "full", "flow")}
     assert "unsupported" in rows["vamp / flow"]
     summary = rows["vamp / diagonal"]["summary"]
     assert summary["iw_log_likelihood"]["mean"] < 0 and summary["acc"] is None
+    assert rows["vamp / diagonal"]["model"] == "VAE"
     table = out_md.read_text()
     assert "unsupported: VampPrior needs a Gaussian z-guide" in table
     assert len(result["rows"]) == 4

@@ -11,14 +11,39 @@ by name (``"diagonal"``, ``"low-rank"``, ``"full"``, ``"flow"``) or as a factory
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import pyro.distributions as dist
 import pyro.distributions.transforms as T
 import torch
 from torch import nn
+from torch.distributions import (
+    Distribution,
+    Independent,
+    LowRankMultivariateNormal,
+    MultivariateNormal,
+    Normal,
+    register_kl,
+)
 
-from ..nets import ConditionalGaussianEncoder
+from ..nets import ConditionalGaussianEncoder, ZeroLinear
+
+
+@register_kl(MultivariateNormal, Independent)
+@register_kl(LowRankMultivariateNormal, Independent)
+def _kl_correlated_normal_diagonal_normal(q: Distribution, p: Independent) -> torch.Tensor:
+    """KL(q || p) in closed form for a correlated Gaussian q and a diagonal Gaussian p, so that
+    the low-rank and full guides get an analytic KL term, as the diagonal one does:
+    KL = E_q[-log p(z)] - H[q], and E_q[-log p(z)] needs only q's mean and marginal variances."""
+    base = p.base_dist
+    if not (isinstance(base, Normal) and p.reinterpreted_batch_ndims == 1):
+        raise NotImplementedError
+    var_p = base.scale.pow(2)
+    cross_entropy = 0.5 * (
+        (2 * math.pi * var_p).log() + (q.variance + (q.loc - base.loc).pow(2)) / var_p
+    ).sum(-1)
+    return cross_entropy - q.entropy()
 
 
 class DiagonalNormalGuide(ConditionalGaussianEncoder):
@@ -35,7 +60,8 @@ class DiagonalNormalGuide(ConditionalGaussianEncoder):
 
 
 class LowRankNormalGuide(DiagonalNormalGuide):
-    """q(z | x, y) = N(m, W W^T + diag(v)) with a rank-``rank`` factor W from the encoder."""
+    """q(z | x, y) = N(m, diag(s) (W W^T + I) diag(s)) with s^2 = v and a rank-``rank`` factor W
+    from the encoder; W starts at zero (the diagonal guide)."""
 
     name = "low-rank"
 
@@ -44,36 +70,38 @@ class LowRankNormalGuide(DiagonalNormalGuide):
     ) -> None:
         super().__init__(x_dim, y_dim, hidden_dims, z_dim)
         self.rank = rank
-        self.factor = nn.Linear(hidden_dims[-1], z_dim * rank)
-        nn.init.zeros_(self.factor.weight)  # starts as the diagonal guide
-        nn.init.zeros_(self.factor.bias)
+        self.factor = ZeroLinear(hidden_dims[-1], z_dim * rank)  # starts as the diagonal guide
 
     def distribution(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
         h = self.features(x, y)
         loc, var = self.head(h)
+        # W = diag(s) W': the factor in units of each coordinate's own scale (see FullNormalGuide)
         factor = self.factor(h).unflatten(-1, (loc.shape[-1], self.rank))
-        return dist.LowRankMultivariateNormal(loc, factor, var)
+        return dist.LowRankMultivariateNormal(loc, var.sqrt().unsqueeze(-1) * factor, var)
 
 
 class FullNormalGuide(DiagonalNormalGuide):
-    """q(z | x, y) = N(m, L L^T) with a full lower-triangular L from the encoder."""
+    """q(z | x, y) = N(m, L L^T) with L = diag(s) (I + B), B strictly lower triangular, from
+    the encoder; B starts at zero (the diagonal guide)."""
 
     name = "full"
 
     def __init__(self, x_dim: int, y_dim: int, hidden_dims: Sequence[int], z_dim: int) -> None:
         super().__init__(x_dim, y_dim, hidden_dims, z_dim)
-        self.off_diagonal = nn.Linear(hidden_dims[-1], z_dim * (z_dim - 1) // 2)
-        nn.init.zeros_(self.off_diagonal.weight)  # starts as the diagonal guide
-        nn.init.zeros_(self.off_diagonal.bias)
+        # starts as the diagonal guide
+        self.off_diagonal = ZeroLinear(hidden_dims[-1], z_dim * (z_dim - 1) // 2)
         self.register_buffer("rows", torch.tril_indices(z_dim, z_dim, -1)[0], persistent=False)
         self.register_buffer("cols", torch.tril_indices(z_dim, z_dim, -1)[1], persistent=False)
 
     def distribution(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
         h = self.features(x, y)
         loc, var = self.head(h)
-        tril = torch.diag_embed(var.sqrt())
-        tril[..., self.rows, self.cols] = self.off_diagonal(h)
-        return dist.MultivariateNormal(loc, scale_tril=tril)
+        # L = diag(s) (I + B), B strictly lower triangular: row i's correlations are in units of
+        # z_i's own scale, so a small B cannot swamp the small posterior sds of active units.
+        unit = torch.zeros(*loc.shape, loc.shape[-1], dtype=loc.dtype, device=loc.device)
+        unit[..., self.rows, self.cols] = self.off_diagonal(h)
+        unit = unit + torch.eye(loc.shape[-1], dtype=loc.dtype, device=loc.device)
+        return dist.MultivariateNormal(loc, scale_tril=var.sqrt().unsqueeze(-1) * unit)
 
 
 class FlowGuide(DiagonalNormalGuide):
