@@ -4,6 +4,11 @@ importance-weighted log-likelihood, ACC where the model has clusters, and traini
 Unsupported combinations are listed with the reason they are refused.
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/priors_guides.py
+
+Each finished (combination, seed) run is appended to a cache file, so an interrupted run
+resumes where it stopped, and ``--shard I/N`` splits the work across processes (``make
+bench-priors`` runs two one-thread shards, then publishes). The cache is keyed by the protocol,
+not by the code: delete it after changing the models.
 """
 
 from __future__ import annotations
