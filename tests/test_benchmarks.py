@@ -85,6 +85,18 @@ def test_priors_guides_benchmark_tiny_in_shards(mnist_dir, tmp_path):
     assert len(result["rows"]) == 4
 
 
+def test_priors_guides_gain_pairs_each_seed_with_the_baseline():
+    bench = load("priors_guides")
+
+    def run(iw):
+        return {"test_elbo": iw - 5, "iw_log_likelihood": iw, "acc": None, "images_per_s": 1.0}
+
+    summary = bench.summarise([run(-100.0), run(-104.0)], [run(-101.0), run(-106.0)])
+    assert summary["iw_gain"] == {"mean": 1.5, "sd": 0.5}
+    assert summary["iw_log_likelihood"]["mean"] == -102.0
+    assert bench.summarise([run(-100.0)], None)["iw_gain"] is None
+
+
 def test_plain_pytorch_reference_computes_the_same_loss():
     """The speed comparison is fair only if both sides compute the same enumerated loss."""
     import pyro
