@@ -147,7 +147,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--json", default="benchmarks/results/priors_guides.json")
     p.add_argument("--markdown", default="docs/benchmarks/priors_guides.md")
     args = p.parse_args(argv)
-    shard, n_shards = (int(v) for v in args.shard.split("/")) if args.shard else (0, 1)
+    try:
+        shard, n_shards = (int(v) for v in args.shard.split("/")) if args.shard else (0, 1)
+    except ValueError:
+        p.error(f"--shard must be I/N with integers I and N, got {args.shard}")
     if not 0 <= shard < n_shards:
         p.error(f"--shard must be I/N with 0 <= I < N, got {args.shard}")
 
@@ -203,10 +206,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             reason = UNSUPPORTED[(combo.prior, combo.z_guide)]
             rows.append({"model": "VAE", "name": name, "unsupported": reason})
             continue
-        runs = [dict(done[name, seed]) for seed in args.seeds]
-        model_name = runs[0].pop("model")
-        for run in runs[1:]:
-            run.pop("model")
+        model_name = done[name, args.seeds[0]]["model"]
+        runs = [{k: v for k, v in done[name, s].items() if k != "model"} for s in args.seeds]
         baseline = [done[BASELINE, seed] for seed in args.seeds if (BASELINE, seed) in done]
         summary = summarise(runs, baseline if len(baseline) == len(runs) else None)
         rows.append({"model": model_name, "name": name, "runs": runs, "summary": summary})

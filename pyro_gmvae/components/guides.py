@@ -88,8 +88,8 @@ class LowRankNormalGuide(DiagonalNormalGuide):
 class FullNormalGuide(DiagonalNormalGuide):
     """q(z | x, y) = N(m, L L^T) with L = diag(s) (I + B), B strictly lower triangular, from
     the encoder; B starts at zero (the diagonal guide) and is the encoder's output divided by
-    sqrt(latent_dim), for the reason given in :class:`LowRankNormalGuide` (on MNIST, z 32, this
-    turns the full guide from worse than the diagonal one into better)."""
+    sqrt(latent_dim), for the reason given in :class:`LowRankNormalGuide` (on MNIST, z 32, the
+    held-out ELBO after 3 epochs is -138.9 with it and -145.9 without)."""
 
     name = "full"
 
