@@ -4,11 +4,11 @@ install:
 	python -m pip install -e ".[dev]"
 
 lint:
-	ruff check pyro_gmvae tests benchmarks scripts
+	ruff check pyro_gmvae tests benchmarks scripts notebooks
 	ruff format --check pyro_gmvae tests benchmarks scripts
 
 format:
-	ruff check --fix pyro_gmvae tests benchmarks scripts
+	ruff check --fix pyro_gmvae tests benchmarks scripts notebooks
 	ruff format pyro_gmvae tests benchmarks scripts
 
 test:
