@@ -37,6 +37,17 @@ UNSUPPORTED = {
 }
 
 
+def make_prior(name: str, n_clusters: int, latent_dim: int, x_dim: int, seed: int = 0) -> Any:
+    """The catalogue's prior called ``name`` (None stands for the models' standard normal).
+    Its random start (mixture means, pseudo-inputs) is drawn from ``seed``, so the same seed
+    gives the same model whatever the global random state."""
+    if name not in PRIORS:
+        raise ValueError(f"unknown prior {name!r}; choose one of {', '.join(PRIORS)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return PRIORS[name][1](n_clusters, latent_dim, x_dim)
+
+
 @dataclass
 class Combination:
     """One way to build a model: the prior, the y-guide (None without y), the z-guide."""
@@ -55,12 +66,22 @@ class Combination:
         return (self.prior, self.z_guide) not in UNSUPPORTED
 
     def build(self, x_dim: int, n_clusters: int = 10, **options: Any) -> LatentEstimator:
-        """The estimator for this combination; ``options`` are constructor arguments."""
-        model, factory = PRIORS[self.prior]
-        latent_dim = options.get("latent_dim", 64)
-        kwargs = dict(options, prior=factory(n_clusters, latent_dim, x_dim), z_guide=self.z_guide)
+        """The estimator for this combination; ``options`` are constructor arguments (a GMVAE
+        starts at random unless they give ``init``). Unsupported combinations raise a
+        ``ValueError`` that says why."""
+        if not self.supported:
+            reason = UNSUPPORTED[self.prior, self.z_guide]
+            raise ValueError(f"{self.name} is not supported: {reason}")
+        model = PRIORS[self.prior][0]
+        if (model is GMVAE) != (self.y_guide is not None):
+            kind = "has a y: choose a y-guide" if model is GMVAE else "has no y: give no y-guide"
+            raise ValueError(f"the {self.prior} prior {kind} (one of {', '.join(Y_GUIDES)})")
+        latent_dim, seed = options.get("latent_dim", 64), options.get("seed", 0)
+        prior = make_prior(self.prior, n_clusters, latent_dim, x_dim, seed)
+        kwargs = dict(options, prior=prior, z_guide=self.z_guide)
         if model is GMVAE:
-            kwargs.update(n_clusters=n_clusters, discrete=self.y_guide, init="random")
+            kwargs.update(n_clusters=n_clusters, discrete=self.y_guide)
+            kwargs.setdefault("init", "random")
         return model(**kwargs)
 
 

@@ -12,9 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from . import catalogue
+from .components.likelihoods import LIKELIHOODS
 from .data import DATASETS, Dataset, load_dataset
-from .estimator import GMVAE
+from .estimator import AE, GMVAE, VAE, LatentEstimator
 from .metrics import clustering_scores
+
+MODELS = {cls.__name__: cls for cls in (GMVAE, VAE, AE)}
+AUTOENCODER = "none"  # --prior none: the deterministic autoencoder baseline
 
 DEFAULT_EPOCHS = {"digits": 20}
 RUN_FILES = ("model.pt", "summary.json")
@@ -41,7 +46,26 @@ def _prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _figures(model: GMVAE, data: Dataset, folder: Path, seed: int) -> None:
+def _clusters(model: LatentEstimator, X) -> np.ndarray | None:
+    return model.predict(X) if model.has_clusters else None
+
+
+def _plot_samples(model: LatentEstimator, n: int, seed: int, path: Path) -> np.ndarray:
+    """Samples per cluster (GMVAE) or a grid of 10 rows of ``n`` (VAE); returns them."""
+    from . import plots
+
+    if isinstance(model, AE):
+        raise ValueError("an autoencoder has no prior on z to sample from")
+    if isinstance(model, GMVAE):
+        plots.plot_cluster_samples(model, n, seed=seed, path=path)
+        rows = [model.sample(n, cluster=k, seed=seed + k)[0] for k in range(model.n_clusters)]
+        return np.stack(rows)
+    X = model.sample(10 * n, seed=seed)
+    plots.image_grid(X, model.image_shape_, 10, title="Samples from p(x)", path=path)
+    return X.reshape(10, n, -1)
+
+
+def _figures(model: LatentEstimator, data: Dataset, folder: Path, seed: int) -> None:
     from . import plots
 
     folder.mkdir(exist_ok=True)
@@ -50,10 +74,11 @@ def _figures(model: GMVAE, data: Dataset, folder: Path, seed: int) -> None:
     plots.plot_reconstructions(
         X.numpy(), model.reconstruct(X), model.image_shape_, path=folder / "reconstructions.png"
     )
-    plots.plot_cluster_samples(model, seed=seed, path=folder / "samples_per_cluster.png")
+    if not isinstance(model, AE):
+        _plot_samples(model, 10, seed, folder / "samples.png")
     labels = None if data.y is None else data.y[:n]
     plots.plot_latent_tsne(
-        model.transform(X), model.predict(X), labels, seed=seed, path=folder / "latent_tsne.png"
+        model.transform(X), _clusters(model, X), labels, seed=seed, path=folder / "latent_tsne.png"
     )
     plots.plot_training_curves(model.history_, path=folder / "training_curves.png")
     import matplotlib.pyplot as plt
@@ -61,28 +86,72 @@ def _figures(model: GMVAE, data: Dataset, folder: Path, seed: int) -> None:
     plt.close("all")
 
 
-def cmd_train(args: argparse.Namespace) -> dict:
-    data = _load(args.dataset, args.data_root, args.n, args.seed)
-    epochs = args.epochs or DEFAULT_EPOCHS.get(args.dataset, 100)
-    out = Path(args.out or f"runs/{args.dataset}-{args.mode}-seed{args.seed}")
-    _prepare_run_dir(out, args.overwrite, args.resume)
-    model = GMVAE(
-        n_clusters=args.clusters,
+def _combination(args: argparse.Namespace) -> dict:
+    """The model's prior, y-guide and z-guide from the options, with their defaults filled in;
+    options that do not apply to the chosen prior are refused rather than ignored."""
+    autoencoder = args.prior == AUTOENCODER
+    has_y = not autoencoder and catalogue.PRIORS[args.prior][0] is GMVAE
+    refused = {} if has_y else {"--mode": args.mode, "--init": args.init}
+    if autoencoder:
+        refused["--z-guide"] = args.z_guide
+    for option, value in refused.items():
+        if value is not None:
+            what = "the autoencoder" if autoencoder else "a VAE, no y"
+            raise ValueError(f"{option} does not apply to --prior {args.prior} ({what})")
+    return {
+        "prior": args.prior,
+        "y_guide": (args.mode or "enumerate") if has_y else None,
+        "z_guide": None if autoencoder else args.z_guide or "diagonal",
+        "n_clusters": args.clusters,
+    }
+
+
+def _build(combo: dict, x_dim: int, args: argparse.Namespace, epochs: int) -> LatentEstimator:
+    options = dict(
         latent_dim=args.latent_dim,
         hidden_dims=args.hidden,
-        discrete=args.mode,
+        likelihood=args.likelihood,
         epochs=epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         binarize=args.binarize,
-        init=args.init,
-        pretrain_epochs=args.pretrain_epochs,
         seed=args.seed,
         accelerator=args.accelerator,
         devices=args.devices,
         strategy=args.strategy,
         progress_bar=not args.no_progress,
     )
+    if combo["prior"] == AUTOENCODER:
+        return catalogue.autoencoder(**options)
+    if combo["y_guide"] is not None:
+        # pre-training places learned clusters; a fixed mixture starts at random
+        learned = combo["prior"] == "learned-mixture"
+        options.update(
+            init=args.init or ("pretrain" if learned else "random"),
+            pretrain_epochs=args.pretrain_epochs,
+        )
+    found = catalogue.Combination(combo["prior"], combo["y_guide"], combo["z_guide"])
+    return found.build(x_dim, combo["n_clusters"], **options)
+
+
+def _default_out(args: argparse.Namespace, combo: dict) -> Path:
+    """runs/DATASET-MODEL-seedS, naming only what differs from the default GMVAE."""
+    if combo["prior"] == AUTOENCODER:
+        parts = ["autoencoder"]
+    else:
+        parts = [combo["prior"] if combo["prior"] != "learned-mixture" else None]
+        parts += [combo["y_guide"], combo["z_guide"] if combo["z_guide"] != "diagonal" else None]
+    name = "-".join(p for p in [args.dataset, *parts] if p)
+    return Path(f"runs/{name}-seed{args.seed}")
+
+
+def cmd_train(args: argparse.Namespace) -> dict:
+    combo = _combination(args)
+    data = _load(args.dataset, args.data_root, args.n, args.seed)
+    epochs = args.epochs or DEFAULT_EPOCHS.get(args.dataset, 100)
+    model = _build(combo, data.X.shape[1], args, epochs)  # bad options fail before any file
+    out = Path(args.out) if args.out else _default_out(args, combo)
+    _prepare_run_dir(out, args.overwrite, args.resume)
     start = time.perf_counter()
     model.fit(
         data.X,
@@ -97,12 +166,13 @@ def cmd_train(args: argparse.Namespace) -> dict:
         "data_root": args.data_root,
         "n": len(data),
         "subset": args.n,
+        "combination": {**combo, "x_dim": data.X.shape[1]},
         "config": model.config(),
         "epochs": epochs,
         "fit_seconds": seconds,
         "elbo": model.score(data.X),
     }
-    if data.y is not None:
+    if data.y is not None and model.has_clusters:
         from sklearn.cluster import KMeans
 
         summary["scores"] = clustering_scores(data.y, model.predict(data.X))
@@ -117,21 +187,30 @@ def cmd_train(args: argparse.Namespace) -> dict:
 
 def _report(summary: dict, out: Path) -> None:
     print(f"run folder: {out}")
+    # the autoencoder's "ELBO" is its reconstruction log-likelihood (see AE)
     print(f"ELBO per sample: {summary['elbo']:.2f} nats; fit in {summary['fit_seconds']:.1f} s")
     if "scores" in summary:
         s, k = summary["scores"], summary["kmeans_scores"]
-        print(f"GMVAE   ACC {s['acc']:.3f}  NMI {s['nmi']:.3f}  ARI {s['ari']:.3f}")
+        name = summary["config"]["model"]
+        print(f"{name:<7} ACC {s['acc']:.3f}  NMI {s['nmi']:.3f}  ARI {s['ari']:.3f}")
         print(f"k-means ACC {k['acc']:.3f}  NMI {k['nmi']:.3f}  ARI {k['ari']:.3f}")
 
 
-def _run(path: str) -> tuple[Path, dict, GMVAE]:
+def _run(path: str) -> tuple[Path, dict, LatentEstimator]:
     run = Path(path)
     if not (run / "model.pt").exists() or not (run / "summary.json").exists():
         raise SystemExit(
             f"error: {run} is not a finished pyro-gmvae run (no model.pt or summary.json)"
         )
     summary = json.loads((run / "summary.json").read_text())
-    return run, summary, GMVAE.load(run / "model.pt", progress_bar=False)
+    model_class = MODELS[summary["config"]["model"]]
+    combo = summary.get("combination")  # absent in runs of version 0.1.0: default GMVAEs
+    overrides: dict = {"progress_bar": False}
+    if combo and combo["prior"] != AUTOENCODER:  # the prior is an object: build it by name
+        sizes = combo["n_clusters"], summary["config"]["latent_dim"], combo["x_dim"]
+        seed = summary["config"]["seed"]
+        overrides["prior"] = catalogue.make_prior(combo["prior"], *sizes, seed)
+    return run, summary, model_class.load(run / "model.pt", **overrides)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict:
@@ -145,27 +224,24 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
         summary["config"]["seed"],
     )
     result = {"dataset": name, "n": len(data), "elbo": model.score(data.X)}
-    if data.y is not None:
+    if args.iw_samples:
+        log_px = model.log_likelihood(data.X, args.iw_samples, seed=summary["config"]["seed"])
+        result["iw_log_likelihood"] = float(log_px.mean())
+    if data.y is not None and model.has_clusters:
         result["scores"] = clustering_scores(data.y, model.predict(data.X))
     print(json.dumps(result, indent=2))
     return result
 
 
 def cmd_sample(args: argparse.Namespace) -> Path:
-    from . import plots
-
     run, _, model = _run(args.run)
     path = Path(args.out or run / "figures" / f"samples_seed{args.seed}.png")
-    if path.exists() and not args.overwrite:
-        raise SystemExit(f"error: {path} exists; pass --overwrite or choose another --out")
-    plots.plot_cluster_samples(model, args.n_per_cluster, seed=args.seed, path=path)
+    targets = [path, path.with_suffix(".npy")] if args.npy else [path]
+    for target in targets:
+        if target.exists() and not args.overwrite:
+            raise SystemExit(f"error: {target} exists; pass --overwrite or choose another --out")
+    X = _plot_samples(model, args.n_per_cluster, args.seed, path)
     if args.npy:
-        X = np.stack(
-            [
-                model.sample(args.n_per_cluster, cluster=k, seed=args.seed + k)[0]
-                for k in range(model.n_clusters)
-            ]
-        )
         np.save(path.with_suffix(".npy"), X)
     print(f"samples written to {path}")
     return path
@@ -175,17 +251,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyro-gmvae", description="Gaussian-mixture VAEs in Pyro")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="fit a GMVAE and write a run folder")
+    t = sub.add_parser("train", help="fit a model (a GMVAE by default) and write a run folder")
     t.add_argument("--dataset", choices=DATASETS, default="digits")
     t.add_argument("--data-root", default=None, help="folder of the dataset's files")
     t.add_argument("--n", type=int, default=None, help="train on a random subset of n samples")
     t.add_argument(
-        "--mode",
-        choices=["enumerate", "relaxed", "straight-through"],
-        default="enumerate",
-        help="how the discrete y is handled",
+        "--prior",
+        choices=[*catalogue.PRIORS, AUTOENCODER],
+        default="learned-mixture",
+        help="prior on z: learned-mixture and fixed-mixture make a GMVAE, the others a VAE; "
+        "none trains the autoencoder baseline (default: learned-mixture)",
     )
-    t.add_argument("--clusters", type=int, default=10)
+    t.add_argument(
+        "--mode",
+        choices=catalogue.Y_GUIDES,
+        default=None,
+        help="how the discrete y is handled (GMVAE priors; default: enumerate)",
+    )
+    t.add_argument(
+        "--z-guide", choices=catalogue.Z_GUIDES, default=None, help="q(z|x) (default: diagonal)"
+    )
+    t.add_argument("--likelihood", choices=sorted(LIKELIHOODS), default="bernoulli")
+    t.add_argument(
+        "--clusters", type=int, default=10, help="K: clusters, or the mixture-marginal's components"
+    )
     t.add_argument("--latent-dim", type=int, default=64)
     t.add_argument("--hidden", type=int, nargs="+", default=[512, 512])
     t.add_argument("--epochs", type=int, default=None, help="default: 20 for digits, 100 otherwise")
@@ -195,12 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--init",
         choices=["pretrain", "random"],
-        default="pretrain",
-        help="start from an autoencoder + t-SNE + GMM clustering, or at random",
+        default=None,
+        help="GMVAE start: an autoencoder + t-SNE + GMM clustering, or random (default: "
+        "pretrain for the learned mixture, random for the fixed one)",
     )
     t.add_argument("--pretrain-epochs", type=int, default=15)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", default=None, help="run folder (default runs/DATASET-MODE-seedS)")
+    t.add_argument("--out", default=None, help="run folder (default runs/DATASET-MODEL-seedS)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--no-progress", action="store_true")
@@ -214,11 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run")
     e.add_argument("--dataset", choices=DATASETS, default=None)
     e.add_argument("--data-root", default=None)
+    e.add_argument(
+        "--iw-samples",
+        type=int,
+        default=0,
+        help="also estimate log p(x) with this many importance samples (default: skip)",
+    )
     e.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("sample", help="draw samples per cluster from a run's model")
+    s = sub.add_parser("sample", help="draw samples (per cluster for a GMVAE) from a run's model")
     s.add_argument("run")
-    s.add_argument("--n-per-cluster", type=int, default=10)
+    s.add_argument(
+        "--n-per-cluster", type=int, default=10, help="per cluster; a VAE draws 10 rows of this"
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default=None, help="PNG path (default RUN/figures/samples_seedS.png)")
     s.add_argument("--npy", action="store_true", help="also save the samples as .npy")

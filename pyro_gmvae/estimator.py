@@ -289,11 +289,11 @@ class LatentEstimator:
         return path
 
     def _init_args(self) -> dict[str, Any]:
-        args = {n: getattr(self, n) for n in self._init_names() if n not in RUNTIME_ARGS}
+        """The constructor arguments a file can hold as plain values; components given as
+        objects (a prior module, a guide factory) are left out and passed again to load()."""
         plain = (str, int, float, bool, tuple, list, type(None))
-        if not all(isinstance(v, plain) for v in args.values()):
-            return {}  # custom components: load() needs them passed again
-        return args
+        args = {n: getattr(self, n) for n in self._init_names() if n not in RUNTIME_ARGS}
+        return {n: v for n, v in args.items() if isinstance(v, plain)}
 
     @classmethod
     def load(cls, path: str | Path, **overrides: Any):
@@ -311,6 +311,13 @@ class LatentEstimator:
             raise ValueError(f"{path} is not a pyro-gmvae model file")
         if saved["config"]["model"] != cls.__name__:
             raise ValueError(f"{path} holds a {saved['config']['model']}, not a {cls.__name__}")
+        components = set(saved["config"]) - set(saved["init"]) - {"model"} - set(overrides)
+        if components:
+            described = ", ".join(f"{n}={saved['config'][n]!r}" for n in sorted(components))
+            raise ValueError(
+                f"{path} was saved with components given as objects ({described}); pass them "
+                f"again: {cls.__name__}.load(path, {', '.join(sorted(components))}=...)"
+            )
         est = cls(**{**saved["init"], **overrides})
         if est.config() != saved["config"]:
             raise ValueError(
@@ -384,6 +391,13 @@ class GMVAE(LatentEstimator):
         if init not in ("pretrain", "random"):
             raise ValueError(f"init must be 'pretrain' or 'random', got {init!r}")
         _check_positive_int("pretrain_epochs", pretrain_epochs)
+        fixed = hasattr(prior, "y_logits") and not hasattr(prior, "set_components")
+        if init == "pretrain" and fixed:
+            raise ValueError(
+                "init='pretrain' places each cluster's prior at its pre-trained codes, which "
+                f"needs a prior with set_components(means, variances); {type(prior).__name__} "
+                "has none: pass init='random'"
+            )
         super().__init__(
             latent_dim,
             hidden_dims,
@@ -474,6 +488,8 @@ class GMVAE(LatentEstimator):
                 stacklevel=3,
             )
 
+    has_clusters = True  # predict / predict_proba assign samples to the K clusters
+
     def predict_proba(self, X) -> np.ndarray:
         """q(y | x): the posterior probability of each cluster, shape (N, K), rows sum to 1."""
         self._check_fitted()
@@ -508,6 +524,8 @@ class VAE(LatentEstimator):
     ----------
     prior : a prior module without a discrete y (``StandardNormalPrior(latent_dim)`` when None;
         e.g. ``MixturePrior(K, latent_dim)`` (VaDE) or ``VampPrior(P, x_dim, latent_dim)``).
+        Fitting starts from the prior's values as given, drawn when it was made: seed torch
+        before making it, or use ``catalogue.make_prior(..., seed=...)``.
     z_guide : ``"diagonal"``, ``"low-rank"``, ``"full"``, ``"flow"`` or a guide factory.
     """
         + COMMON_DOC
@@ -564,6 +582,12 @@ class VAE(LatentEstimator):
             prior=copy.deepcopy(self.prior),  # fits never share a prior's parameters
             z_guide=self.z_guide,
         )
+
+    @property
+    def has_clusters(self) -> bool:
+        """Whether ``predict`` / ``predict_proba`` apply: the fitted prior is a mixture."""
+        self._check_fitted()
+        return hasattr(self.module_.prior, "responsibilities")
 
     def predict_proba(self, X) -> np.ndarray:
         """p(y | z) at the latent mean, for mixture priors (``MixturePrior``)."""

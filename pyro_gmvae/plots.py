@@ -86,28 +86,29 @@ def plot_cluster_samples(
 
 def plot_latent_tsne(
     Z: np.ndarray,
-    clusters: np.ndarray,
+    clusters: np.ndarray | None,
     labels: np.ndarray | None = None,
     max_points: int = 2000,
     seed: int = 0,
     path: str | Path | None = None,
 ) -> Figure:
-    """t-SNE of latent means, coloured by cluster and (when given) by true label."""
+    """t-SNE of latent means, coloured by cluster and by true label (each when given)."""
     from sklearn.manifold import TSNE
 
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(Z))[:max_points]
     perplexity = float(min(30, max(2, (len(idx) - 1) // 3)))
     emb = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(Z[idx])
-    panels = [("cluster", clusters[idx])]
-    if labels is not None:
-        panels.append(("label", np.asarray(labels)[idx]))
+    colourings = (("cluster", clusters), ("label", labels))
+    panels = [(name, np.asarray(c)[idx]) for name, c in colourings if c is not None]
+    panels = panels or [("", None)]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
     for ax, (name, colour) in zip(axes[0], panels, strict=True):
         sc = ax.scatter(emb[:, 0], emb[:, 1], c=colour, cmap="tab10", s=4)
-        ax.set_title(f"latent t-SNE, coloured by {name}")
+        ax.set_title(f"latent t-SNE, coloured by {name}" if name else "latent t-SNE")
         ax.set_xticks([]), ax.set_yticks([])
-        fig.colorbar(sc, ax=ax)
+        if colour is not None:
+            fig.colorbar(sc, ax=ax)
     return _finish(fig, path)
 
 

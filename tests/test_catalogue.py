@@ -4,9 +4,10 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from pyro_gmvae import AE, GMVAE
-from pyro_gmvae.catalogue import combinations
+from pyro_gmvae.catalogue import PRIORS, Combination, combinations, make_prior
 from pyro_gmvae.components import MixturePrior
 
 TINY = dict(
@@ -39,9 +40,22 @@ def test_every_supported_combination_fits(combo, digits_small):
     ids=lambda c: c.name,
 )
 def test_unsupported_combinations_raise_a_clear_error(combo, digits_small):
-    model = combo.build(digits_small.X.shape[1], n_clusters=4, **TINY)
+    with pytest.raises(ValueError, match="not supported: .*Gaussian z-guide"):
+        combo.build(digits_small.X.shape[1], n_clusters=4, **TINY)
+    # the same combination assembled by hand is refused by the model itself
+    prior = make_prior(combo.prior, 4, TINY["latent_dim"], digits_small.X.shape[1])
+    by_hand = PRIORS[combo.prior][0](prior=prior, z_guide=combo.z_guide, **TINY)
     with pytest.raises(ValueError, match="Gaussian z-guide"):
-        model.fit(digits_small.X)
+        by_hand.fit(digits_small.X)
+
+
+def test_a_y_guide_must_match_the_prior(digits_small):
+    with pytest.raises(ValueError, match="has no y"):
+        Combination("vamp", "enumerate", "diagonal").build(64, n_clusters=4, **TINY)
+    with pytest.raises(ValueError, match="has a y"):
+        Combination("learned-mixture", None, "diagonal").build(64, n_clusters=4, **TINY)
+    with pytest.raises(ValueError, match="unknown prior"):
+        make_prior("student-t", 4, 3, 64)
 
 
 def test_combination_names_are_unique():
@@ -54,3 +68,16 @@ def test_mismatched_prior_and_model_are_refused(digits_small):
         GMVAE(n_clusters=4, prior=MixturePrior(4, 3), **TINY).fit(digits_small.X)
     with pytest.raises(ValueError, match="no prior on z"):
         AE(prior=MixturePrior(4, 3), **TINY).fit(digits_small.X)
+
+
+@pytest.mark.parametrize("prior", ["mixture-marginal", "vamp", "fixed-mixture"])
+def test_a_catalogue_prior_depends_on_the_seed_alone(prior):
+    def start(seed):
+        return [p.detach().clone() for p in make_prior(prior, 4, 3, 64, seed).parameters()]
+
+    torch.manual_seed(1)
+    first = start(0)
+    torch.manual_seed(2)  # another global state gives the same prior
+    assert all(torch.equal(a, b) for a, b in zip(first, start(0), strict=True))
+    if prior != "fixed-mixture":  # the fixed mixture is a constant, as its name says
+        assert not all(torch.equal(a, b) for a, b in zip(first, start(1), strict=True))

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from pyro_gmvae.cli import main
@@ -25,7 +26,7 @@ def test_train_writes_a_run_folder(run):
         "metrics.csv",
         "summary.json",
         "checkpoints/last.ckpt",
-        "figures/samples_per_cluster.png",
+        "figures/samples.png",
         "figures/latent_tsne.png",
         "figures/reconstructions.png",
         "figures/training_curves.png",
@@ -77,3 +78,68 @@ def test_errors_are_reported_cleanly(tmp_path, capsys):
         main(["evaluate", str(tmp_path)])
     assert main(["train", *TINY, "--clusters", "1", "--out", str(tmp_path / "r")]) == 2
     assert "at least 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "options, clusters",
+    [
+        (["--prior", "vamp", "--z-guide", "full"], False),
+        (["--prior", "mixture-marginal", "--likelihood", "continuous-bernoulli"], True),
+        (["--prior", "fixed-mixture", "--mode", "relaxed", "--z-guide", "flow"], True),
+    ],
+    ids=["vamp-full", "vade-cb", "fixed-relaxed-flow"],
+)
+def test_a_prior_or_guide_is_one_option(options, clusters, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, *options, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["combination"]["prior"] == options[1]
+    assert ("scores" in summary) == clusters
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--iw-samples", "8"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert np.isfinite([result["iw_log_likelihood"], result["elbo"]]).all()
+    assert ("scores" in result) == clusters
+    assert main(["sample", str(out), "--n-per-cluster", "3", "--npy"]) == 0
+    assert (out / "figures/samples_seed0.png").exists()
+    assert np.load(out / "figures/samples_seed0.npy").shape[1:] == (3, 64)
+
+
+def test_the_autoencoder_trains_but_has_no_density(tmp_path, capsys):
+    out = tmp_path / "ae"
+    assert main(["train", *TINY, "--prior", "none", "--out", str(out)]) == 0
+    assert not (out / "figures/samples.png").exists() and (out / "figures/latent_tsne.png").exists()
+    assert main(["evaluate", str(out)]) == 0
+    assert main(["evaluate", str(out), "--iw-samples", "8"]) == 2
+    assert main(["sample", str(out)]) == 2
+    assert "no prior on z" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--prior", "vamp", "--mode", "relaxed"], "--mode does not apply to --prior vamp"),
+        (["--prior", "none", "--z-guide", "flow"], "--z-guide does not apply"),
+        (["--prior", "standard-normal", "--init", "random"], "--init does not apply"),
+        (["--prior", "vamp", "--z-guide", "flow"], "not supported: VampPrior needs a Gaussian"),
+        (["--prior", "fixed-mixture", "--init", "pretrain"], "init='random'"),
+    ],
+)
+def test_options_that_do_not_fit_the_prior_are_refused(options, message, tmp_path, capsys):
+    out = tmp_path / "refused"
+    assert main(["train", *TINY, *options, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # refused before any file is written
+
+
+def test_default_run_folders_name_what_differs_from_the_default():
+    from pyro_gmvae.cli import _combination, _default_out, build_parser
+
+    def folder(*options):
+        args = build_parser().parse_args(["train", *options])
+        return _default_out(args, _combination(args)).name
+
+    assert folder() == "digits-enumerate-seed0"
+    assert folder("--prior", "vamp", "--seed", "2") == "digits-vamp-seed2"
+    assert folder("--mode", "relaxed", "--z-guide", "flow") == "digits-relaxed-flow-seed0"
+    assert folder("--prior", "none") == "digits-autoencoder-seed0"

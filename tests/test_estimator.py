@@ -6,6 +6,7 @@ import torch
 from conftest import tiny_kwargs
 
 from pyro_gmvae import GMVAE, ClusterCollapseWarning, NotFittedError
+from pyro_gmvae.components import FixedMixturePrior
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +147,9 @@ def test_bad_arguments_raise_clear_errors(fitted, digits_small):
         GMVAE(**tiny_kwargs()).fit(digits_small.X, digits_small.y[:5])
     with pytest.raises(NotFittedError):
         GMVAE().predict(digits_small.X)
+    fixed = FixedMixturePrior(torch.zeros(3, 4), torch.ones(3, 4))
+    with pytest.raises(ValueError, match="set_components.*init='random'"):
+        GMVAE(**tiny_kwargs(prior=fixed, init="pretrain"))
 
 
 def test_images_are_flattened_and_shape_remembered(digits_small):

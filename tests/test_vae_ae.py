@@ -145,3 +145,16 @@ def test_priors_with_y_belong_to_gmvae():
     with pytest.raises(ValueError, match="use GMVAE"):
         VAE(**FAST, prior=LearnedMixturePrior(3, 4)).fit(np.random.rand(10, 64))
     assert GMVAE  # the model that does take such priors
+
+
+def test_a_model_with_a_component_object_loads_when_it_is_passed_again(digits_small, tmp_path):
+    from pyro_gmvae.components import VampPrior
+
+    X = digits_small.X
+    vae = VAE(prior=VampPrior(5, 64, 4), **{**FAST, "epochs": 1}).fit(X)
+    path = vae.save(tmp_path / "vamp.pt")
+    with pytest.raises(ValueError, match=r"pass them again: VAE.load\(path, prior=...\)"):
+        VAE.load(path)
+    loaded = VAE.load(path, prior=VampPrior(5, 64, 4))
+    np.testing.assert_allclose(loaded.transform(X), vae.transform(X))
+    assert loaded.hidden_dims == vae.hidden_dims and loaded.latent_dim == 4
