@@ -91,9 +91,9 @@ def _combination(args: argparse.Namespace) -> dict:
     options that do not apply to the chosen prior are refused rather than ignored."""
     autoencoder = args.prior == AUTOENCODER
     has_y = not autoencoder and catalogue.PRIORS[args.prior][0] is GMVAE
-    refused = {} if has_y else {"--mode": args.mode, "--init": args.init}
+    refused = {} if has_y else {"--mode": args.mode}
     if autoencoder:
-        refused["--z-guide"] = args.z_guide
+        refused.update({"--z-guide": args.z_guide, "--init": args.init})
     for option, value in refused.items():
         if value is not None:
             what = "the autoencoder" if autoencoder else "a VAE, no y"
@@ -123,13 +123,12 @@ def _build(combo: dict, x_dim: int, args: argparse.Namespace, epochs: int) -> La
     )
     if combo["prior"] == AUTOENCODER:
         return catalogue.autoencoder(**options)
-    if combo["y_guide"] is not None:
-        # pre-training places learned clusters; a fixed mixture starts at random
-        learned = combo["prior"] == "learned-mixture"
-        options.update(
-            init=args.init or ("pretrain" if learned else "random"),
-            pretrain_epochs=args.pretrain_epochs,
-        )
+    # pre-training places the components of a learned mixture; other priors start at random
+    placeable = combo["prior"] in ("learned-mixture", "mixture-marginal")
+    options.update(
+        init=args.init or ("pretrain" if placeable else "random"),
+        pretrain_epochs=args.pretrain_epochs,
+    )
     found = catalogue.Combination(combo["prior"], combo["y_guide"], combo["z_guide"])
     return found.build(x_dim, combo["n_clusters"], **options)
 
@@ -285,8 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--init",
         choices=["pretrain", "random"],
         default=None,
-        help="GMVAE start: an autoencoder + t-SNE + GMM clustering, or random (default: "
-        "pretrain for the learned mixture, random for the fixed one)",
+        help="start from an autoencoder + t-SNE + GMM clustering that places the mixture's "
+        "components, or at random (default: pretrain for learned-mixture and mixture-marginal, "
+        "random otherwise)",
     )
     t.add_argument("--pretrain-epochs", type=int, default=15)
     t.add_argument("--seed", type=int, default=0)

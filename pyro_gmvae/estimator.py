@@ -20,7 +20,7 @@ from .components import make_discrete, make_likelihood
 from .components.guides import guide_name
 from .data import as_data_tensor
 from .models import AEModule, GMVAEModule, VAEModule, importance_log_likelihood
-from .pretrain import pretrain
+from .pretrain import pretrain, pretrain_mixture_prior
 from .training import (
     DiscreteScheduleCallback,
     EpochMetricsCallback,
@@ -527,6 +527,10 @@ class VAE(LatentEstimator):
         Fitting starts from the prior's values as given, drawn when it was made: seed torch
         before making it, or use ``catalogue.make_prior(..., seed=...)``.
     z_guide : ``"diagonal"``, ``"low-rank"``, ``"full"``, ``"flow"`` or a guide factory.
+    init : ``"random"`` (default) or, for a mixture prior, ``"pretrain"``: VaDE's start, an
+        autoencoder whose codes are clustered (t-SNE + Gaussian mixture) to place the prior's
+        components (see :func:`pyro_gmvae.pretrain.pretrain_mixture_prior`).
+    pretrain_epochs : epochs of autoencoder pre-training when ``init="pretrain"``.
     """
         + COMMON_DOC
     )
@@ -544,6 +548,8 @@ class VAE(LatentEstimator):
         batch_size: int = 64,
         lr: float = 1e-3,
         binarize: bool = False,
+        init: str = "random",
+        pretrain_epochs: int = 15,
         seed: int = 0,
         accelerator: str = "auto",
         devices: Any = "auto",
@@ -551,6 +557,17 @@ class VAE(LatentEstimator):
         progress_bar: bool = True,
         monitor_size: int | None = 2000,
     ) -> None:
+        if init not in ("pretrain", "random"):
+            raise ValueError(f"init must be 'pretrain' or 'random', got {init!r}")
+        _check_positive_int("pretrain_epochs", pretrain_epochs)
+        placeable = hasattr(prior, "n_components") and hasattr(prior, "set_components")
+        if init == "pretrain" and not placeable:
+            raise ValueError(
+                "init='pretrain' places the components of a mixture prior (n_components, "
+                f"set_components; e.g. MixturePrior) at clusters of pre-trained codes; "
+                f"{type(prior).__name__ if prior else 'the standard normal'} has none: pass "
+                "init='random'"
+            )
         super().__init__(
             latent_dim,
             hidden_dims,
@@ -567,11 +584,27 @@ class VAE(LatentEstimator):
             monitor_size,
         )
         self.prior, self.z_guide = prior, z_guide
+        self.init, self.pretrain_epochs = init, pretrain_epochs
 
     def config(self) -> dict[str, Any]:
         out = super().config()
         out["likelihood"] = make_likelihood(self.likelihood).name
+        if self.init == "random":
+            out["pretrain_epochs"] = 0
         return out
+
+    def _before_training(self, module, X, devices) -> None:
+        if self.init == "pretrain":
+            pretrain_mixture_prior(
+                module,
+                X,
+                seed=self.seed,
+                batch_size=self.batch_size,
+                lr=1e-3,
+                autoencoder_epochs=self.pretrain_epochs,
+                progress_bar=self.progress_bar,
+                **devices,
+            )
 
     def _build(self, x_dim: int) -> VAEModule:
         return self.module_class(

@@ -11,11 +11,14 @@ these models). ``init="pretrain"`` therefore:
    p(z | y=k) to the mean and variance of its codes, and zeroes the y-input weights of
    q(z | x, y), so that it starts from the autoencoder's code whatever y is.
 
-The ELBO is then maximised from that point as usual; the labels are never used.
+The ELBO is then maximised from that point as usual; the labels are never used. A VAE whose
+prior is a mixture (VaDE's) starts the same way, without the y-steps
+(:func:`pretrain_mixture_prior`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,16 +27,15 @@ from sklearn.manifold import TSNE
 from sklearn.mixture import GaussianMixture
 from torch.nn import functional as F
 
-from .models import GMVAEModule
+from .models import GMVAEModule, VAEModule
 from .training import TrainingPlan, make_loader, train
 
 
-def autoencoder_loss(module: GMVAEModule):
-    """-log p(x | z = mean of q(z | x, y=0)) per point: the autoencoder pre-training loss."""
+def autoencoder_loss(module: GMVAEModule | VAEModule, encode: Callable):
+    """-log p(x | z = encode(x)) per point: the autoencoder pre-training loss."""
 
     def loss(x: torch.Tensor) -> torch.Tensor:
-        loc, _ = module.z_encoder(x, x.new_zeros(module.n_clusters))
-        return -module.likelihood(module.decoder(loc)).log_prob(x).mean()
+        return -module.likelihood(module.decoder(encode(x))).log_prob(x).mean()
 
     return loss
 
@@ -71,6 +73,40 @@ def cluster_codes(
     return resp_subset[nearest.predict(codes)]
 
 
+def train_autoencoder(
+    module: GMVAEModule | VAEModule,
+    encode: Callable,
+    X: torch.Tensor,
+    *,
+    seed: int,
+    batch_size: int,
+    lr: float,
+    epochs: int,
+    **trainer_args: Any,
+) -> torch.Tensor:
+    """Train ``encode`` and the decoder as an autoencoder; returns the codes of ``X``."""
+    train(
+        TrainingPlan(module, autoencoder_loss(module, encode), lr=lr),
+        make_loader(X, batch_size, seed),
+        epochs,
+        callbacks=[],
+        **trainer_args,
+    )
+    module.cpu()
+    with torch.no_grad():
+        return torch.cat([encode(x) for x in X.split(1000)])
+
+
+def component_moments(
+    resp: torch.Tensor, codes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weights (K,), means and variances (K, D) of ``codes`` under soft assignments ``resp``."""
+    counts = resp.sum(0).clamp_min(1e-6)[:, None]  # (K, 1)
+    means = resp.T @ codes / counts
+    variances = (resp.T @ codes.pow(2)) / counts - means.pow(2)
+    return counts[:, 0] / counts.sum(), means, variances.clamp_min(1e-4)
+
+
 def pretrain(
     module: GMVAEModule,
     X: torch.Tensor,
@@ -82,19 +118,13 @@ def pretrain(
     classifier_epochs: int = 5,
     **trainer_args: Any,
 ) -> np.ndarray:
-    """Run the three pre-training steps on ``module`` in place; returns the responsibilities."""
-    train(
-        TrainingPlan(module, autoencoder_loss(module), lr=lr),
-        make_loader(X, batch_size, seed),
-        autoencoder_epochs,
-        callbacks=[],
-        **trainer_args,
-    )
-    module.cpu()
-    with torch.no_grad():
-        codes = torch.cat(
-            [module.z_encoder(x, x.new_zeros(module.n_clusters))[0] for x in X.split(1000)]
-        )
+    """Run the three pre-training steps on a GMVAE in place; returns the responsibilities."""
+    options = dict(seed=seed, batch_size=batch_size, lr=lr, **trainer_args)
+
+    def encode(x: torch.Tensor) -> torch.Tensor:  # q(z | x, y) with the y input at zero
+        return module.z_encoder(x, x.new_zeros(module.n_clusters))[0]
+
+    codes = train_autoencoder(module, encode, X, epochs=autoencoder_epochs, **options)
     resp = cluster_codes(codes.numpy(), module.n_clusters, seed)
     resp_t = torch.as_tensor(resp, dtype=torch.float32)
     train(
@@ -105,10 +135,37 @@ def pretrain(
         **trainer_args,
     )
     module.cpu()
-    weights = resp_t.sum(0).clamp_min(1e-6)[:, None]  # (K, 1)
-    means = resp_t.T @ codes / weights
-    variances = (resp_t.T @ codes.pow(2)) / weights - means.pow(2)
-    module.prior.set_components(means, variances.clamp_min(1e-4))
+    _, means, variances = component_moments(resp_t, codes)
+    module.prior.set_components(means, variances)
     with torch.no_grad():  # q(z | x, y) starts as the autoencoder's code for every y
         module.z_encoder.from_y.weight.zero_()
+    return resp
+
+
+def pretrain_mixture_prior(
+    module: VAEModule,
+    X: torch.Tensor,
+    *,
+    seed: int,
+    batch_size: int,
+    lr: float,
+    autoencoder_epochs: int = 15,
+    **trainer_args: Any,
+) -> np.ndarray:
+    """The same start for a VAE whose prior is a mixture (VaDE): train q(z | x)'s mean and the
+    decoder as an autoencoder, cluster the codes (t-SNE + Gaussian mixture, as above) and set
+    each prior component to its codes' share, mean and variance. Returns the responsibilities."""
+    codes = train_autoencoder(
+        module,
+        module.latent_mean,
+        X,
+        seed=seed,
+        batch_size=batch_size,
+        lr=lr,
+        epochs=autoencoder_epochs,
+        **trainer_args,
+    )
+    resp = cluster_codes(codes.numpy(), module.prior.n_components, seed)
+    weights, means, variances = component_moments(torch.as_tensor(resp, dtype=torch.float32), codes)
+    module.prior.set_components(means, variances, weights)
     return resp

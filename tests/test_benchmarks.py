@@ -85,6 +85,19 @@ def test_priors_guides_benchmark_tiny_in_shards(mnist_dir, tmp_path):
     assert len(result["rows"]) == 4
 
 
+def test_priors_guides_benchmark_runs_the_pretrained_mixture_priors(mnist_dir, tmp_path):
+    bench = load("priors_guides")
+    tiny = ["--epochs", "1", "--seeds", "0", "--n-train", "120", "--n-eval", "40"]
+    tiny += ["--iw-samples", "4", "--latent-dim", "3", "--hidden", "16", "--only", "pretrain"]
+    tiny += ["--mnist", str(mnist_dir), "--cache", str(tmp_path / "runs.jsonl")]
+    tiny += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]
+    rows = {r["name"]: r for r in bench.main(tiny)["rows"]}
+    assert set(rows) == {f"{name}, init=pretrain" for name in bench.PRETRAINED}
+    for row in rows.values():
+        assert 0 < row["summary"]["acc"]["mean"] <= 1
+        assert row["summary"]["iw_log_likelihood"]["mean"] < 0
+
+
 def test_priors_guides_gain_pairs_each_seed_with_the_baseline():
     bench = load("priors_guides")
 

@@ -120,7 +120,8 @@ def test_the_autoencoder_trains_but_has_no_density(tmp_path, capsys):
     [
         (["--prior", "vamp", "--mode", "relaxed"], "--mode does not apply to --prior vamp"),
         (["--prior", "none", "--z-guide", "flow"], "--z-guide does not apply"),
-        (["--prior", "standard-normal", "--init", "random"], "--init does not apply"),
+        (["--prior", "none", "--init", "random"], "--init does not apply"),
+        (["--prior", "vamp", "--init", "pretrain"], "VampPrior has none"),
         (["--prior", "vamp", "--z-guide", "flow"], "not supported: VampPrior needs a Gaussian"),
         (["--prior", "fixed-mixture", "--init", "pretrain"], "init='random'"),
     ],

@@ -1,12 +1,14 @@
-"""Pre-training: the mixture prior takes the given components, q(y|x) learns the clustering."""
+"""Pre-training: the mixture prior takes the given components, q(y|x) learns the clustering,
+and a VAE's mixture prior (VaDE) starts at the clusters of the codes."""
 
 import numpy as np
+import pytest
 import torch
 from conftest import tiny_kwargs
 
-from pyro_gmvae import GMVAE, clustering_scores, load_digits
-from pyro_gmvae.components import LearnedMixturePrior
-from pyro_gmvae.pretrain import cluster_codes
+from pyro_gmvae import GMVAE, VAE, clustering_scores, load_digits
+from pyro_gmvae.components import LearnedMixturePrior, MixturePrior, VampPrior
+from pyro_gmvae.pretrain import cluster_codes, component_moments
 
 
 def test_set_components_gives_back_the_means_and_variances():
@@ -41,3 +43,45 @@ def test_pretrained_fit_beats_a_random_start_on_digits():
     acc_pretrained = clustering_scores(data.y, pretrained.predict(data.X))["acc"]
     assert acc_pretrained > acc_random + 0.1
     assert acc_pretrained > 0.75
+
+
+def test_mixture_prior_takes_the_given_components():
+    prior = MixturePrior(2, 3)
+    means, variances = torch.randn(2, 3), torch.rand(2, 3) + 0.1
+    prior.set_components(means, variances, torch.tensor([0.25, 0.75]))
+    torch.testing.assert_close(prior.components().mean, means)
+    torch.testing.assert_close(prior.components().variance, variances)
+    torch.testing.assert_close(prior().mixture_distribution.probs, torch.tensor([0.25, 0.75]))
+
+
+def test_component_moments_are_the_weighted_moments():
+    codes = torch.tensor([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [10.0, 10.0]])
+    resp = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0], [0.0, 1.0]])
+    weights, means, variances = component_moments(resp, codes)
+    torch.testing.assert_close(weights, torch.tensor([1.5, 2.5]) / 4)
+    first = torch.tensor([1.0, 0.5])  # weights of codes 0 and 1 in component 0
+    mean0 = (first[:, None] * codes[:2]).sum(0) / 1.5
+    torch.testing.assert_close(means[0], mean0)
+    torch.testing.assert_close(
+        variances[0], (first[:, None] * (codes[:2] - mean0) ** 2).sum(0) / 1.5
+    )
+
+
+def test_a_pretrained_mixture_prior_clusters_digits_far_better_than_a_random_one():
+    data = load_digits()
+    kw = dict(latent_dim=10, hidden_dims=(128,), epochs=1, seed=0, progress_bar=False)
+    torch.manual_seed(0)
+    random = VAE(prior=MixturePrior(10, 10), **kw).fit(data.X)
+    torch.manual_seed(0)
+    pretrained = VAE(prior=MixturePrior(10, 10), init="pretrain", pretrain_epochs=20, **kw)
+    pretrained.fit(data.X)
+    acc_random = clustering_scores(data.y, random.predict(data.X))["acc"]
+    acc_pretrained = clustering_scores(data.y, pretrained.predict(data.X))["acc"]
+    assert acc_pretrained > acc_random + 0.1 and acc_pretrained > 0.75, (acc_random, acc_pretrained)
+
+
+def test_pretraining_a_prior_without_components_is_refused():
+    with pytest.raises(ValueError, match="VampPrior has none: pass init='random'"):
+        VAE(prior=VampPrior(5, 64, 3), init="pretrain")
+    with pytest.raises(ValueError, match="the standard normal has none"):
+        VAE(init="pretrain")

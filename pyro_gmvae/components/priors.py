@@ -131,6 +131,16 @@ class MixturePrior(nn.Module):
         self.means = nn.Parameter(torch.randn(n_components, latent_dim))
         self.log_scales = nn.Parameter(torch.zeros(n_components, latent_dim))
 
+    @torch.no_grad()
+    def set_components(
+        self, means: torch.Tensor, variances: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> None:
+        """Set component k's mean, variance (shape (K, D)) and, if given, weight (shape (K,))."""
+        self.means.copy_(means)
+        self.log_scales.copy_(0.5 * variances.log())
+        if weights is not None:
+            self.logits.copy_(weights.log())
+
     def components(self) -> dist.Distribution:
         return dist.Normal(self.means, self.log_scales.exp()).to_event(1)
 
