@@ -71,9 +71,13 @@ def _check_positive_int(name: str, value: Any) -> None:
 class LatentEstimator:
     """Shared machinery: input checks, fitting through the training engine, scoring, save/load.
 
-    Subclasses define ``_build(x_dim)`` (the Pyro module) and may extend ``_before_training``
-    and ``_after_fit``.
+    Subclasses define ``_build(x_dim)`` (the Pyro module), may set ``_pretrain`` (run before SVI
+    when ``init="pretrain"``) and may extend ``_after_fit``.
     """
+
+    init = "random"
+    pretrain_epochs = 0
+    _pretrain: Any = None  # a pyro_gmvae.pretrain function, in models that pre-train
 
     def __init__(
         self,
@@ -207,7 +211,18 @@ class LatentEstimator:
         return self
 
     def _before_training(self, module: torch.nn.Module, X: torch.Tensor, devices: dict) -> None:
-        """Hook for initialisation before SVI (not run when resuming from a checkpoint)."""
+        """Pre-training before SVI when ``init="pretrain"`` (not when resuming a checkpoint)."""
+        if self.init == "pretrain":
+            self._pretrain(
+                module,
+                X,
+                seed=self.seed,
+                batch_size=self.batch_size,
+                lr=1e-3,
+                autoencoder_epochs=self.pretrain_epochs,
+                progress_bar=self.progress_bar,
+                **devices,
+            )
 
     def _after_fit(self, X: torch.Tensor) -> None:
         """Hook for fitted attributes computed from the data."""
@@ -360,6 +375,8 @@ class GMVAE(LatentEstimator):
     """
     )
 
+    _pretrain = staticmethod(pretrain)
+
     def __init__(
         self,
         n_clusters: int = 10,
@@ -460,20 +477,6 @@ class GMVAE(LatentEstimator):
             )
         return X
 
-    def _before_training(self, module, X, devices) -> None:
-        if self.init == "pretrain":
-            pretrain(
-                module,
-                X,
-                seed=self.seed,
-                batch_size=self.batch_size,
-                lr=1e-3,
-                autoencoder_epochs=self.pretrain_epochs,
-                classifier_epochs=max(1, self.pretrain_epochs // 3),
-                progress_bar=self.progress_bar,
-                **devices,
-            )
-
     def _after_fit(self, X: torch.Tensor) -> None:
         self.cluster_weights_ = np.bincount(self.predict(X), minlength=self.n_clusters) / len(X)
         self._warn_on_collapse()
@@ -536,6 +539,7 @@ class VAE(LatentEstimator):
     )
 
     module_class = VAEModule
+    _pretrain = staticmethod(pretrain_mixture_prior)
 
     def __init__(
         self,
@@ -592,19 +596,6 @@ class VAE(LatentEstimator):
         if self.init == "random":
             out["pretrain_epochs"] = 0
         return out
-
-    def _before_training(self, module, X, devices) -> None:
-        if self.init == "pretrain":
-            pretrain_mixture_prior(
-                module,
-                X,
-                seed=self.seed,
-                batch_size=self.batch_size,
-                lr=1e-3,
-                autoencoder_epochs=self.pretrain_epochs,
-                progress_bar=self.progress_bar,
-                **devices,
-            )
 
     def _build(self, x_dim: int) -> VAEModule:
         return self.module_class(

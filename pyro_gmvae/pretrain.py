@@ -115,10 +115,14 @@ def pretrain(
     batch_size: int,
     lr: float,
     autoencoder_epochs: int = 15,
-    classifier_epochs: int = 5,
+    classifier_epochs: int | None = None,
     **trainer_args: Any,
 ) -> np.ndarray:
-    """Run the three pre-training steps on a GMVAE in place; returns the responsibilities."""
+    """Run the three pre-training steps on a GMVAE in place; returns the responsibilities.
+    q(y | x) trains for ``classifier_epochs`` (a third of ``autoencoder_epochs``, at least 1,
+    by default)."""
+    if classifier_epochs is None:
+        classifier_epochs = max(1, autoencoder_epochs // 3)
     options = dict(seed=seed, batch_size=batch_size, lr=lr, **trainer_args)
 
     def encode(x: torch.Tensor) -> torch.Tensor:  # q(z | x, y) with the y input at zero
