@@ -85,8 +85,7 @@ def markdown(result: dict) -> str:
         f"K=10, latent {result['latent_dim']}, hidden {result['hidden_dims']}, "
         f"{result['epochs']} epochs, seeds {result['seeds']}, IW with S={result['iw_samples']}, "
         f"random init unless the row says init=pretrain ({PRETRAIN_EPOCHS} autoencoder epochs "
-        "first), "
-        f"{result['threads']} torch thread(s), {result['machine']}.",
+        f"first), {result['threads']} torch thread(s), {result['machine']}.",
         "",
         "| model | prior / y-guide / z-guide | held-out ELBO | IW log p(x) "
         f"| IW gain over {BASELINE} | ACC | images/s |",

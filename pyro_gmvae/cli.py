@@ -46,10 +46,6 @@ def _prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _clusters(model: LatentEstimator, X) -> np.ndarray | None:
-    return model.predict(X) if model.has_clusters else None
-
-
 def _plot_samples(model: LatentEstimator, n: int, seed: int, path: Path) -> np.ndarray:
     """Samples per cluster (GMVAE) or a grid of 10 rows of ``n`` (VAE); returns them."""
     from . import plots
@@ -57,9 +53,9 @@ def _plot_samples(model: LatentEstimator, n: int, seed: int, path: Path) -> np.n
     if isinstance(model, AE):
         raise ValueError("an autoencoder has no prior on z to sample from")
     if isinstance(model, GMVAE):
-        plots.plot_cluster_samples(model, n, seed=seed, path=path)
-        rows = [model.sample(n, cluster=k, seed=seed + k)[0] for k in range(model.n_clusters)]
-        return np.stack(rows)
+        samples = plots.cluster_samples(model, n, seed)
+        plots.plot_cluster_samples(model, path=path, samples=samples)
+        return samples
     X = model.sample(10 * n, seed=seed)
     plots.image_grid(X, model.image_shape_, 10, title="Samples from p(x)", path=path)
     return X.reshape(10, n, -1)
@@ -77,8 +73,9 @@ def _figures(model: LatentEstimator, data: Dataset, folder: Path, seed: int) -> 
     if not isinstance(model, AE):
         _plot_samples(model, 10, seed, folder / "samples.png")
     labels = None if data.y is None else data.y[:n]
+    clusters = model.predict(X) if model.has_clusters else None
     plots.plot_latent_tsne(
-        model.transform(X), _clusters(model, X), labels, seed=seed, path=folder / "latent_tsne.png"
+        model.transform(X), clusters, labels, seed=seed, path=folder / "latent_tsne.png"
     )
     plots.plot_training_curves(model.history_, path=folder / "training_curves.png")
     import matplotlib.pyplot as plt

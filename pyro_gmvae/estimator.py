@@ -68,6 +68,19 @@ def _check_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be positive, got {value}")
 
 
+def _check_init(init: str, pretrain_epochs: Any, prior: Any, placeable: bool, needs: str) -> None:
+    """Validate ``init`` and ``pretrain_epochs``; pre-training must be able to place ``prior``."""
+    if init not in ("pretrain", "random"):
+        raise ValueError(f"init must be 'pretrain' or 'random', got {init!r}")
+    _check_positive_int("pretrain_epochs", pretrain_epochs)
+    if init == "pretrain" and not placeable:
+        name = type(prior).__name__ if prior is not None else "the standard normal"
+        raise ValueError(
+            f"init='pretrain' places {needs} at clusters of pre-trained codes; {name} has none: "
+            "pass init='random'"
+        )
+
+
 class LatentEstimator:
     """Shared machinery: input checks, fitting through the training engine, scoring, save/load.
 
@@ -75,8 +88,6 @@ class LatentEstimator:
     when ``init="pretrain"``) and may extend ``_after_fit``.
     """
 
-    init = "random"
-    pretrain_epochs = 0
     _pretrain: Any = None  # a pyro_gmvae.pretrain function, in models that pre-train
 
     def __init__(
@@ -376,6 +387,7 @@ class GMVAE(LatentEstimator):
     )
 
     _pretrain = staticmethod(pretrain)
+    has_clusters = True  # predict / predict_proba assign samples to the K clusters
 
     def __init__(
         self,
@@ -405,16 +417,10 @@ class GMVAE(LatentEstimator):
         _check_positive_int("n_clusters", n_clusters)
         if n_clusters < 2:
             raise ValueError(f"n_clusters must be at least 2, got {n_clusters}")
-        if init not in ("pretrain", "random"):
-            raise ValueError(f"init must be 'pretrain' or 'random', got {init!r}")
-        _check_positive_int("pretrain_epochs", pretrain_epochs)
+        # a prior with y must be settable; one without y is refused when the model is built
         fixed = hasattr(prior, "y_logits") and not hasattr(prior, "set_components")
-        if init == "pretrain" and fixed:
-            raise ValueError(
-                "init='pretrain' places each cluster's prior at its pre-trained codes, which "
-                f"needs a prior with set_components(means, variances); {type(prior).__name__} "
-                "has none: pass init='random'"
-            )
+        needs = "each cluster's prior (set_components(means, variances))"
+        _check_init(init, pretrain_epochs, prior, not fixed, needs)
         super().__init__(
             latent_dim,
             hidden_dims,
@@ -491,8 +497,6 @@ class GMVAE(LatentEstimator):
                 stacklevel=3,
             )
 
-    has_clusters = True  # predict / predict_proba assign samples to the K clusters
-
     def predict_proba(self, X) -> np.ndarray:
         """q(y | x): the posterior probability of each cluster, shape (N, K), rows sum to 1."""
         self._check_fitted()
@@ -561,17 +565,9 @@ class VAE(LatentEstimator):
         progress_bar: bool = True,
         monitor_size: int | None = 2000,
     ) -> None:
-        if init not in ("pretrain", "random"):
-            raise ValueError(f"init must be 'pretrain' or 'random', got {init!r}")
-        _check_positive_int("pretrain_epochs", pretrain_epochs)
         placeable = hasattr(prior, "n_components") and hasattr(prior, "set_components")
-        if init == "pretrain" and not placeable:
-            raise ValueError(
-                "init='pretrain' places the components of a mixture prior (n_components, "
-                f"set_components; e.g. MixturePrior) at clusters of pre-trained codes; "
-                f"{type(prior).__name__ if prior else 'the standard normal'} has none: pass "
-                "init='random'"
-            )
+        needs = "a mixture prior's components (n_components, set_components; e.g. MixturePrior)"
+        _check_init(init, pretrain_epochs, prior, placeable, needs)
         super().__init__(
             latent_dim,
             hidden_dims,
@@ -596,6 +592,16 @@ class VAE(LatentEstimator):
         if self.init == "random":
             out["pretrain_epochs"] = 0
         return out
+
+    def _data(self, X, fitting: bool = False) -> torch.Tensor:
+        X = super()._data(X, fitting)
+        n_components = getattr(self.prior, "n_components", None)
+        if fitting and n_components is not None and n_components > X.shape[0]:
+            raise ValueError(
+                f"the prior's {n_components} components are more than the number of samples "
+                f"({X.shape[0]})"
+            )
+        return X
 
     def _build(self, x_dim: int) -> VAEModule:
         return self.module_class(

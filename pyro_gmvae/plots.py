@@ -67,15 +67,27 @@ def plot_reconstructions(
     )
 
 
+def cluster_samples(model, n_per_cluster: int = 10, seed: int = 0) -> np.ndarray:
+    """Samples x ~ p(x | z), z ~ p(z | y = k) of a GMVAE, shape (K, n_per_cluster, D); row k
+    is drawn with seed ``seed + k``."""
+    return np.stack(
+        [model.sample(n_per_cluster, cluster=k, seed=seed + k)[0] for k in range(model.n_clusters)]
+    )
+
+
 def plot_cluster_samples(
-    model, n_per_cluster: int = 10, seed: int = 0, path: str | Path | None = None
+    model,
+    n_per_cluster: int = 10,
+    seed: int = 0,
+    path: str | Path | None = None,
+    samples: np.ndarray | None = None,
 ) -> Figure:
-    """One row of samples x ~ p(x | z), z ~ p(z | y = k) for each cluster k."""
-    rows = [
-        model.sample(n_per_cluster, cluster=k, seed=seed + k)[0] for k in range(model.n_clusters)
-    ]
+    """One row of samples x ~ p(x | z), z ~ p(z | y = k) for each cluster k; ``samples`` shows
+    draws already made by :func:`cluster_samples` instead of drawing new ones."""
+    if samples is None:
+        samples = cluster_samples(model, n_per_cluster, seed)
     return image_grid(
-        np.concatenate(rows),
+        samples.reshape(-1, samples.shape[-1]),
         model.image_shape_,
         model.n_clusters,
         row_labels=[f"cluster {k}" for k in range(model.n_clusters)],

@@ -85,3 +85,8 @@ def test_pretraining_a_prior_without_components_is_refused():
         VAE(prior=VampPrior(5, 64, 3), init="pretrain")
     with pytest.raises(ValueError, match="the standard normal has none"):
         VAE(init="pretrain")
+
+
+def test_a_mixture_prior_with_more_components_than_samples_is_refused(digits_small):
+    with pytest.raises(ValueError, match="12 components are more than the number of samples"):
+        VAE(prior=MixturePrior(12, 3), latent_dim=3, epochs=1).fit(digits_small.X[:10])
