@@ -1,7 +1,7 @@
 """pyro-gmvae: Gaussian-mixture variational autoencoders in Pyro."""
 
 from .data import Dataset, load_dataset, load_digits, load_idx, load_mnist_test
-from .estimator import AE, GMVAE, VAE, ClusterCollapseWarning, NotFittedError
+from .estimators import AE, GMVAE, VAE, ClusterCollapseWarning, NotFittedError
 from .metrics import cluster_accuracy, clustering_scores
 
 __version__ = "0.1.0"

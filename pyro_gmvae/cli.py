@@ -1,21 +1,28 @@
-"""Command line: ``pyro-gmvae train | evaluate | sample``."""
+"""Command line: ``pyro-gmvae train | evaluate | sample``.
+
+``train`` builds its model through the catalogue with the same parameters as the API
+(``GMVAE(...)``, ``VAE(...)``, ``AE(...)``), whose defaults it shows: the same settings give the
+same model, and the saved model loads with ``GMVAE.load(path)`` alone.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import shutil
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from . import catalogue
+from . import catalogue, files
+from .components.guides import Z_GUIDES
 from .components.likelihoods import LIKELIHOODS
+from .components.priors import PRIORS
 from .data import DATASETS, Dataset, load_dataset
-from .estimator import AE, GMVAE, VAE, LatentEstimator
+from .estimators import AE, GMVAE, VAE, LatentEstimator
 from .metrics import clustering_scores
 
 MODELS = {cls.__name__: cls for cls in (GMVAE, VAE, AE)}
@@ -25,15 +32,23 @@ DEFAULT_EPOCHS = {"digits": 20}
 RUN_FILES = ("model.pt", "summary.json")
 
 
+def _default(name: str):
+    """The API's default for a parameter, so the command line cannot drift from it."""
+    return inspect.signature(GMVAE).parameters[name].default
+
+
 def _load(args_dataset: str, root: str | None, n: int | None, seed: int) -> Dataset:
     return load_dataset(args_dataset, root).subset(n, seed)
 
 
-def _prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> None:
+def _prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> Path:
+    """Check that ``out`` may be written and return the folder to train in: ``out`` itself, or,
+    when an existing run is to be replaced, a staging folder beside it that takes its place only
+    once the new run is complete (an interrupted or failed run leaves the old one as it was)."""
     if resume:
         if not (out / "checkpoints" / "last.ckpt").exists():
             raise SystemExit(f"error: --resume needs {out}/checkpoints/last.ckpt")
-        return
+        return out
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise SystemExit(
@@ -42,8 +57,21 @@ def _prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> None:
             )
         if not any((out / f).exists() for f in RUN_FILES + ("checkpoints",)):
             raise SystemExit(f"error: {out} is not a pyro-gmvae run folder; not replacing it")
-        shutil.rmtree(out)
+        staging = out.with_name(f".{out.name}.new")
+        shutil.rmtree(staging, ignore_errors=True)  # left by an interrupted replacement
+        staging.mkdir(parents=True)
+        return staging
     out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _replace_run(staging: Path, out: Path) -> None:
+    """Put the finished run in ``staging`` in the place of the run in ``out``."""
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    out.rename(old)
+    staging.rename(out)
+    shutil.rmtree(old)
 
 
 def _plot_samples(model: LatentEstimator, n: int, seed: int, path: Path) -> np.ndarray:
@@ -83,30 +111,21 @@ def _figures(model: LatentEstimator, data: Dataset, folder: Path, seed: int) -> 
     plt.close("all")
 
 
-def _combination(args: argparse.Namespace) -> dict:
-    """The model's prior, y-guide and z-guide from the options, with their defaults filled in;
-    options that do not apply to the chosen prior are refused rather than ignored."""
+def _model(args: argparse.Namespace, epochs: int) -> LatentEstimator:
+    """The estimator the options describe, built as the API builds it; options that do not
+    apply to the chosen prior are refused rather than ignored."""
     autoencoder = args.prior == AUTOENCODER
-    has_y = not autoencoder and catalogue.PRIORS[args.prior][0] is GMVAE
-    refused = {} if has_y else {"--mode": args.mode}
+    has_y = not autoencoder and PRIORS[args.prior][0]
+    refused = {} if has_y else {"--discrete": args.discrete}
     if autoencoder:
         refused.update({"--z-guide": args.z_guide, "--init": args.init})
     for option, value in refused.items():
         if value is not None:
             what = "the autoencoder" if autoencoder else "a VAE, no y"
             raise ValueError(f"{option} does not apply to --prior {args.prior} ({what})")
-    return {
-        "prior": args.prior,
-        "y_guide": (args.mode or "enumerate") if has_y else None,
-        "z_guide": None if autoencoder else args.z_guide or "diagonal",
-        "n_clusters": args.clusters,
-    }
-
-
-def _build(combo: dict, x_dim: int, args: argparse.Namespace, epochs: int) -> LatentEstimator:
     options = dict(
         latent_dim=args.latent_dim,
-        hidden_dims=args.hidden,
+        hidden_dims=tuple(args.hidden),
         likelihood=args.likelihood,
         epochs=epochs,
         batch_size=args.batch_size,
@@ -118,36 +137,33 @@ def _build(combo: dict, x_dim: int, args: argparse.Namespace, epochs: int) -> La
         strategy=args.strategy,
         progress_bar=not args.no_progress,
     )
-    if combo["prior"] == AUTOENCODER:
-        return catalogue.autoencoder(**options)
-    # pre-training places the components of a learned mixture; other priors start at random
-    placeable = combo["prior"] in ("learned-mixture", "mixture-marginal")
-    options.update(
-        init=args.init or ("pretrain" if placeable else "random"),
-        pretrain_epochs=args.pretrain_epochs,
-    )
-    found = catalogue.Combination(combo["prior"], combo["y_guide"], combo["z_guide"])
-    return found.build(x_dim, combo["n_clusters"], **options)
+    if autoencoder:
+        return AE(**options)
+    options.update(init=args.init or "auto", pretrain_epochs=args.pretrain_epochs)
+    discrete = (args.discrete or _default("discrete")) if has_y else None
+    combo = catalogue.Combination(args.prior, discrete, args.z_guide or _default("z_guide"))
+    return combo.build(args.clusters, **options)
 
 
-def _default_out(args: argparse.Namespace, combo: dict) -> Path:
+def _default_out(args: argparse.Namespace, model: LatentEstimator) -> Path:
     """runs/DATASET-MODEL-seedS, naming only what differs from the default GMVAE."""
-    if combo["prior"] == AUTOENCODER:
+    if isinstance(model, AE):
         parts = ["autoencoder"]
     else:
-        parts = [combo["prior"] if combo["prior"] != "learned-mixture" else None]
-        parts += [combo["y_guide"], combo["z_guide"] if combo["z_guide"] != "diagonal" else None]
+        params = model.get_params()
+        parts = [params["prior"] if params["prior"] != _default("prior") else None]
+        parts += [params.get("discrete")]
+        parts += [params["z_guide"] if params["z_guide"] != _default("z_guide") else None]
     name = "-".join(p for p in [args.dataset, *parts] if p)
     return Path(f"runs/{name}-seed{args.seed}")
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
-    combo = _combination(args)
     data = _load(args.dataset, args.data_root, args.n, args.seed)
-    epochs = args.epochs or DEFAULT_EPOCHS.get(args.dataset, 100)
-    model = _build(combo, data.X.shape[1], args, epochs)  # bad options fail before any file
-    out = Path(args.out) if args.out else _default_out(args, combo)
-    _prepare_run_dir(out, args.overwrite, args.resume)
+    epochs = args.epochs or DEFAULT_EPOCHS.get(args.dataset, _default("epochs"))
+    model = _model(args, epochs)  # bad options fail before any file is written
+    target = Path(args.out) if args.out else _default_out(args, model)
+    out = _prepare_run_dir(target, args.overwrite, args.resume)
     start = time.perf_counter()
     model.fit(
         data.X,
@@ -162,8 +178,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
         "data_root": args.data_root,
         "n": len(data),
         "subset": args.n,
-        "combination": {**combo, "x_dim": data.X.shape[1]},
-        "config": model.config(),
+        "config": model.configuration(),
         "epochs": epochs,
         "fit_seconds": seconds,
         "elbo": model.score(data.X),
@@ -176,8 +191,10 @@ def cmd_train(args: argparse.Namespace) -> dict:
         summary["kmeans_scores"] = clustering_scores(data.y, km)
     if not args.no_figures:
         _figures(model, data, out / "figures", args.seed)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    _report(summary, out)
+    files.write_text(out / "summary.json", json.dumps(summary, indent=2))
+    if out != target:
+        _replace_run(out, target)
+    _report(summary, target)
     return summary
 
 
@@ -199,14 +216,8 @@ def _run(path: str) -> tuple[Path, dict, LatentEstimator]:
             f"error: {run} is not a finished pyro-gmvae run (no model.pt or summary.json)"
         )
     summary = json.loads((run / "summary.json").read_text())
-    model_class = MODELS[summary["config"]["model"]]
-    combo = summary.get("combination")  # absent in runs of version 0.1.0: default GMVAEs
-    overrides: dict = {"progress_bar": False}
-    if combo and combo["prior"] != AUTOENCODER:  # the prior is an object: build it by name
-        sizes = combo["n_clusters"], summary["config"]["latent_dim"], combo["x_dim"]
-        seed = summary["config"]["seed"]
-        overrides["prior"] = catalogue.make_prior(combo["prior"], *sizes, seed)
-    return run, summary, model_class.load(run / "model.pt", **overrides)
+    model = MODELS[summary["config"]["model"]].load(run / "model.pt")
+    return run, summary, model.set_params(progress_bar=False)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict:
@@ -253,40 +264,50 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n", type=int, default=None, help="train on a random subset of n samples")
     t.add_argument(
         "--prior",
-        choices=[*catalogue.PRIORS, AUTOENCODER],
-        default="learned-mixture",
+        choices=[*PRIORS, AUTOENCODER],
+        default=_default("prior"),
         help="prior on z: learned-mixture and fixed-mixture make a GMVAE, the others a VAE; "
-        "none trains the autoencoder baseline (default: learned-mixture)",
+        f"none trains the autoencoder baseline (default: {_default('prior')})",
     )
     t.add_argument(
-        "--mode",
-        choices=catalogue.Y_GUIDES,
+        "--discrete",
+        choices=catalogue.DISCRETE,
         default=None,
-        help="how the discrete y is handled (GMVAE priors; default: enumerate)",
+        help=f"how the discrete y is treated (GMVAE priors; default: {_default('discrete')})",
     )
     t.add_argument(
-        "--z-guide", choices=catalogue.Z_GUIDES, default=None, help="q(z|x) (default: diagonal)"
+        "--z-guide",
+        choices=list(Z_GUIDES),
+        default=None,
+        help=f"q(z|x) (default: {_default('z_guide')})",
     )
-    t.add_argument("--likelihood", choices=sorted(LIKELIHOODS), default="bernoulli")
+    t.add_argument("--likelihood", choices=sorted(LIKELIHOODS), default=_default("likelihood"))
     t.add_argument(
-        "--clusters", type=int, default=10, help="K: clusters, or the mixture-marginal's components"
+        "--clusters",
+        type=int,
+        default=_default("n_clusters"),
+        help="K: clusters, or the mixture-marginal's components",
     )
-    t.add_argument("--latent-dim", type=int, default=64)
-    t.add_argument("--hidden", type=int, nargs="+", default=[512, 512])
-    t.add_argument("--epochs", type=int, default=None, help="default: 20 for digits, 100 otherwise")
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--latent-dim", type=int, default=_default("latent_dim"))
+    t.add_argument("--hidden", type=int, nargs="+", default=list(_default("hidden_dims")))
+    t.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help=f"default: 20 for digits, {_default('epochs')} otherwise",
+    )
+    t.add_argument("--batch-size", type=int, default=_default("batch_size"))
+    t.add_argument("--lr", type=float, default=_default("lr"))
     t.add_argument("--binarize", action="store_true", help="dynamic binarization")
     t.add_argument(
         "--init",
-        choices=["pretrain", "random"],
+        choices=["auto", "pretrain", "random"],
         default=None,
         help="start from an autoencoder + t-SNE + GMM clustering that places the mixture's "
-        "components, or at random (default: pretrain for learned-mixture and mixture-marginal, "
-        "random otherwise)",
+        "components, or at random; auto (the default) pre-trains where the prior can be placed",
     )
-    t.add_argument("--pretrain-epochs", type=int, default=15)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--pretrain-epochs", type=int, default=_default("pretrain_epochs"))
+    t.add_argument("--seed", type=int, default=_default("seed"))
     t.add_argument("--out", default=None, help="run folder (default runs/DATASET-MODEL-seedS)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -326,14 +347,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "devices", None) not in (None, "auto"):
         args.devices = int(args.devices) if str(args.devices).isdigit() else args.devices
-    with warnings.catch_warnings():
-        # Lightning's advice on data-loader workers does not apply to in-memory tensors.
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        try:
-            args.func(args)
-        except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+    try:
+        args.func(args)
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

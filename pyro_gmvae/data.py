@@ -53,7 +53,7 @@ def as_data_tensor(X, n_features: int | None = None) -> tuple[torch.Tensor, tupl
         X = X.X
     if not isinstance(X, torch.Tensor):
         try:
-            X = torch.as_tensor(np.asarray(X, dtype=np.float32))
+            X = torch.from_numpy(np.array(X, dtype=np.float32))  # a copy: writable, ours
         except (TypeError, ValueError) as err:
             raise TypeError(f"expected a numeric array or tensor, got {type(X).__name__}") from err
     if X.dtype == torch.bool or not (X.is_floating_point() or X.dtype in _INT_DTYPES):

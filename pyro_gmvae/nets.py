@@ -72,6 +72,14 @@ class ConditionalGaussianEncoder(nn.Module):
         rest = mlp(hidden_dims) if len(hidden_dims) > 1 else nn.Sequential()
         self.trunk = nn.Sequential(nn.ReLU(), *rest, nn.ReLU())
         self.head = GaussianHead(hidden_dims[-1], z_dim)
+        xavier_init_(self)  # layers that subclasses add keep their own start
+
+    @torch.no_grad()
+    def reset_y_input(self) -> None:
+        """Zero the weights on y, so that the encoder's output no longer depends on y and equals
+        its output at y = 0 (pre-training starts every cluster's q(z | x, y) there)."""
+        if self.from_y is not None:
+            self.from_y.weight.zero_()
 
     def features(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The last hidden layer's activations."""

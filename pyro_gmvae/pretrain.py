@@ -4,12 +4,14 @@ The ELBO of a GMVAE has many optima that use the clusters for style rather than 
 random starts land in them often (large seed-to-seed variance is the most common complaint about
 these models). ``init="pretrain"`` therefore:
 
-1. trains z-encoder and decoder as a deterministic autoencoder (y input fixed at zero);
+1. trains the z-guide's point estimate ``point(x, y=0)`` and the decoder as a deterministic
+   autoencoder (codes in the space the decoder reads, after any flow);
 2. embeds the autoencoder's codes in 2-D with t-SNE and fits a K-component Gaussian mixture
    there (the autoencoder + manifold learning + GMM recipe of N2D, McConville et al. 2019);
 3. fits q(y | x) to the mixture's responsibilities (cross-entropy), sets each cluster's prior
-   p(z | y=k) to the mean and variance of its codes, and zeroes the y-input weights of
-   q(z | x, y), so that it starts from the autoencoder's code whatever y is.
+   p(z | y=k) to the mean and variance of its codes (the prior's ``set_components``), and calls
+   the guide's ``reset_y_input()``, so that q(z | x, y) starts from the autoencoder's code
+   whatever y is.
 
 The ELBO is then maximised from that point as usual; the labels are never used. A VAE whose
 prior is a mixture (VaDE's) starts the same way, without the y-steps
@@ -18,6 +20,7 @@ prior is a mixture (VaDE's) starts the same way, without the y-steps
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -50,7 +53,7 @@ def classifier_loss(module: GMVAEModule):
 
 
 def cluster_codes(
-    codes: np.ndarray, n_clusters: int, seed: int, max_points: int = 20000
+    codes: np.ndarray, n_clusters: int, seed: int, max_points: int = 20000, verbose: bool = False
 ) -> np.ndarray:
     """Responsibilities (N, K) of a Gaussian mixture fitted to a t-SNE embedding of ``codes``.
 
@@ -59,6 +62,12 @@ def cluster_codes(
     """
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(codes))[:max_points]
+    if verbose:
+        print(
+            f"pre-training: t-SNE and a Gaussian mixture on {len(idx)} codes",
+            file=sys.stderr,
+            flush=True,
+        )
     perplexity = float(min(30, max(2, (len(idx) - 1) // 3)))
     emb = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(codes[idx])
     gmm = GaussianMixture(n_clusters, covariance_type="full", n_init=3, random_state=seed)
@@ -82,14 +91,16 @@ def train_autoencoder(
     batch_size: int,
     lr: float,
     epochs: int,
+    binarize: bool = False,
     **trainer_args: Any,
 ) -> torch.Tensor:
     """Train ``encode`` and the decoder as an autoencoder; returns the codes of ``X``."""
     train(
-        TrainingPlan(module, autoencoder_loss(module, encode), lr=lr),
+        TrainingPlan(module, autoencoder_loss(module, encode), lr=lr, binarize=binarize),
         make_loader(X, batch_size, seed),
         epochs,
         callbacks=[],
+        phase="pre-training: autoencoder",
         **trainer_args,
     )
     module.cpu()
@@ -114,6 +125,7 @@ def pretrain(
     seed: int,
     batch_size: int,
     lr: float,
+    binarize: bool = False,
     autoencoder_epochs: int = 15,
     classifier_epochs: int | None = None,
     **trainer_args: Any,
@@ -121,29 +133,45 @@ def pretrain(
     """Run the three pre-training steps on a GMVAE in place; returns the responsibilities.
     q(y | x) trains for ``classifier_epochs`` (a third of ``autoencoder_epochs``, at least 1,
     by default)."""
+    check_pretrainable(module)
     if classifier_epochs is None:
         classifier_epochs = max(1, autoencoder_epochs // 3)
-    options = dict(seed=seed, batch_size=batch_size, lr=lr, **trainer_args)
+    options = dict(seed=seed, batch_size=batch_size, lr=lr, binarize=binarize, **trainer_args)
 
-    def encode(x: torch.Tensor) -> torch.Tensor:  # q(z | x, y) with the y input at zero
-        return module.z_encoder(x, x.new_zeros(module.n_clusters))[0]
+    def encode(x: torch.Tensor) -> torch.Tensor:  # the guide's point at y = 0
+        return module.z_encoder.point(x, x.new_zeros(x.shape[0], module.n_clusters))
 
     codes = train_autoencoder(module, encode, X, epochs=autoencoder_epochs, **options)
-    resp = cluster_codes(codes.numpy(), module.n_clusters, seed)
+    resp = cluster_codes(
+        codes.numpy(), module.n_clusters, seed, verbose=trainer_args.get("progress_bar", False)
+    )
     resp_t = torch.as_tensor(resp, dtype=torch.float32)
     train(
-        TrainingPlan(module, classifier_loss(module), lr=lr),
+        TrainingPlan(module, classifier_loss(module), lr=lr, binarize=binarize),
         make_loader((X, resp_t), batch_size, seed),
         classifier_epochs,
         callbacks=[],
+        phase="pre-training: q(y|x)",
         **trainer_args,
     )
     module.cpu()
     _, means, variances = component_moments(resp_t, codes)
     module.prior.set_components(means, variances)
-    with torch.no_grad():  # q(z | x, y) starts as the autoencoder's code for every y
-        module.z_encoder.from_y.weight.zero_()
+    module.z_encoder.reset_y_input()  # q(z | x, y) starts as the autoencoder's code for every y
     return resp
+
+
+def check_pretrainable(module: GMVAEModule) -> None:
+    """Raise a ``ValueError`` naming what is missing when pre-training cannot start ``module``:
+    its prior must have ``set_components`` and its z-guide ``reset_y_input``."""
+    for part, method in (("prior", "set_components"), ("z_encoder", "reset_y_input")):
+        if not hasattr(getattr(module, part), method):
+            what = "prior" if part == "prior" else "z-guide"
+            name = type(getattr(module, part)).__name__
+            raise ValueError(
+                f"init='pretrain' needs a {what} with {method}(); {name} has none: add it "
+                "(or subclass the library's one), or pass init='random'"
+            )
 
 
 def pretrain_mixture_prior(
@@ -153,6 +181,7 @@ def pretrain_mixture_prior(
     seed: int,
     batch_size: int,
     lr: float,
+    binarize: bool = False,
     autoencoder_epochs: int = 15,
     **trainer_args: Any,
 ) -> np.ndarray:
@@ -167,9 +196,15 @@ def pretrain_mixture_prior(
         batch_size=batch_size,
         lr=lr,
         epochs=autoencoder_epochs,
+        binarize=binarize,
         **trainer_args,
     )
-    resp = cluster_codes(codes.numpy(), module.prior.n_components, seed)
+    resp = cluster_codes(
+        codes.numpy(),
+        module.prior.n_components,
+        seed,
+        verbose=trainer_args.get("progress_bar", False),
+    )
     weights, means, variances = component_moments(torch.as_tensor(resp, dtype=torch.float32), codes)
     module.prior.set_components(means, variances, weights)
     return resp

@@ -2,12 +2,22 @@
 
 A model object passed here needs ``model(x)``, ``guide(x)`` and a ``discrete`` strategy (or an
 ``elbo()`` method) that names its ELBO. Schedules are callbacks; Lightning provides the progress
-bar, CSV logging, checkpoints, device placement and data-parallel strategies.
+bar, checkpoints, device placement and data-parallel strategies.
+
+The loss is the negative ELBO of a batch divided by its size: the per-point mean, an unbiased
+estimate of the data set's negative ELBO divided by N. That is right while the models have only
+local latent variables (one y and z per point); a model with global latent variables must scale
+its local terms with ``pyro.plate(..., size=N, subsample=...)`` instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
+import logging
+import random
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,12 +25,13 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import pyro
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from pyro.infer import ELBO
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
+from . import files
 from .metrics import clustering_scores
 
 
@@ -42,19 +53,13 @@ class EpochShuffleSampler(Sampler[int]):
 
 
 def make_loader(
-    tensors: torch.Tensor | tuple[torch.Tensor, ...],
-    batch_size: int,
-    seed: int,
-    drop_last: bool = False,
+    tensors: torch.Tensor | tuple[torch.Tensor, ...], batch_size: int, seed: int
 ) -> DataLoader:
     """Shuffled batches of one tensor (or of aligned tensors), reproducible from ``seed``."""
     tensors = tensors if isinstance(tensors, tuple) else (tensors,)
-    if drop_last and len(tensors[0]) < batch_size:
-        raise ValueError(f"need at least batch_size={batch_size} samples, got {len(tensors[0])}")
     return DataLoader(
         TensorDataset(*tensors),
         batch_size=batch_size,
-        drop_last=drop_last,
         sampler=EpochShuffleSampler(len(tensors[0]), seed),
         generator=torch.Generator().manual_seed(seed),
     )
@@ -91,19 +96,54 @@ class TrainingPlan(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.module.parameters(), lr=self.lr)
 
-    # A resumed run must draw the same noise as an uninterrupted one.
+    # A resumed run must draw the same noise as an uninterrupted one: keep every random state.
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["pyro_gmvae"] = {"config": self.config, "torch_rng": torch.get_rng_state()}
+        checkpoint["pyro_gmvae"] = {"config": self.config, "rng": _rng_state()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        saved = checkpoint.get("pyro_gmvae")
-        if saved is None:
-            raise ValueError("this checkpoint was not written by pyro-gmvae")
-        if saved["config"] != self.config:
-            raise ValueError(
-                f"the checkpoint is of another configuration: {saved['config']} != {self.config}"
-            )
-        torch.set_rng_state(saved["torch_rng"])
+        _set_rng_state(checkpoint["pyro_gmvae"]["rng"])  # train() checked the configuration
+
+
+def _rng_state() -> dict[str, Any]:
+    """torch's (CPU and every CUDA device), NumPy's and Python's random states, as tensors and
+    plain data (checkpoints are read with ``weights_only=True``)."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "random": random.getstate(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["random"])
+    kind, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def check_checkpoint(ckpt_path: str | Path, config: dict) -> int:
+    """Raise a ``ValueError`` unless ``ckpt_path`` is a pyro-gmvae checkpoint written with the
+    same ``config``; the message names each setting that differs (saved -> now). Returns the
+    number of epochs the checkpoint has finished."""
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        saved = checkpoint["pyro_gmvae"]["config"]
+    except Exception as err:  # torch raises many kinds for a file that is not its own
+        raise ValueError(f"{ckpt_path} is not a pyro-gmvae checkpoint ({err})") from err
+    if saved != config:
+        changed = "; ".join(
+            f"{k}: {saved.get(k, '(unset)')!r} -> {config.get(k, '(unset)')!r}"
+            for k in sorted(set(saved) | set(config))
+            if saved.get(k) != config.get(k)
+        )
+        raise ValueError(f"{ckpt_path} was written with other settings: {changed}")
+    return int(checkpoint["epoch"]) + 1
 
 
 def svi_loss(module: torch.nn.Module, elbo: ELBO) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -127,18 +167,24 @@ class DiscreteScheduleCallback(Callback):
 
 
 class EpochMetricsCallback(Callback):
-    """Logs each ELBO term on the training data, and ACC/NMI/ARI when labels are given."""
+    """Logs each ELBO term on the training data, and ACC/NMI/ARI when labels are given.
+
+    Its Monte Carlo noise comes from a generator of its own (seeded by ``seed`` each epoch), so
+    the monitor neither moves the training's random state nor depends on how many points it
+    watches."""
 
     def __init__(
         self,
         X: torch.Tensor,
         labels: np.ndarray | None,
         evaluate: Callable[[torch.nn.Module, torch.Tensor], dict],
+        seed: int = 0,
     ) -> None:
-        self.X, self.labels, self.evaluate = X, labels, evaluate
+        self.X, self.labels, self.evaluate, self.seed = X, labels, evaluate, seed
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: TrainingPlan) -> None:
-        result = self.evaluate(pl_module.module, self.X.to(pl_module.device))
+        with local_seed(self.seed):
+            result = self.evaluate(pl_module.module, self.X.to(pl_module.device))
         for name, value in result["terms"].items():
             pl_module.log(name, value)
         if self.labels is not None and result["labels"] is not None:
@@ -146,16 +192,110 @@ class EpochMetricsCallback(Callback):
                 pl_module.log(name, value, prog_bar=name == "acc")
 
 
-class HistoryCallback(Callback):
-    """Keeps every epoch's logged metrics in memory (for plots and notebooks)."""
+@contextlib.contextmanager
+def local_seed(seed: int) -> Iterator[None]:
+    """Seed torch (CPU and CUDA), NumPy and Python's ``random`` with ``seed`` inside the block,
+    and give the caller's random states back untouched afterwards."""
+    state = _rng_state()
+    try:
+        pyro.set_rng_seed(seed)
+        yield
+    finally:
+        _set_rng_state(state)
 
-    def __init__(self) -> None:
-        self.history: list[dict[str, float]] = []
+
+class HistoryCallback(Callback):
+    """Keeps every epoch's logged metrics (``history``, one dict per finished epoch, numbered
+    from 1) and, with ``path``, writes them all to that CSV file after each epoch, replacing it
+    in one step. ``earlier`` rows (of a resumed run) come first."""
+
+    def __init__(self, path: Path | None = None, earlier: list[dict] | None = None) -> None:
+        self.path = path
+        self.history: list[dict[str, float]] = list(earlier or [])
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: TrainingPlan) -> None:
         row = {"epoch": trainer.current_epoch + 1}
         row.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         self.history.append(row)
+        if self.path is not None and trainer.is_global_zero:
+            files.write_text(self.path, _csv_text(self.history))
+
+
+def _csv_text(rows: list[dict]) -> str:
+    keys = ["epoch", *sorted(set().union(*rows) - {"epoch"})]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def read_history(path: Path, epochs: int) -> list[dict[str, float]]:
+    """The rows of a metrics file for the first ``epochs`` epochs (what a checkpoint has done)."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+    for row in rows:
+        row["epoch"] = int(row["epoch"])
+    return [row for row in rows if row["epoch"] <= epochs]
+
+
+class PhaseProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, labelled with the training phase and the epoch count."""
+
+    def __init__(self, phase: str) -> None:
+        super().__init__()
+        self.phase = phase
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        epoch = f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+        self.train_progress_bar.set_description(f"{self.phase}, {epoch}")
+
+
+class EpochLinePrinter(Callback):
+    """One line per epoch on standard error: the progress report where no terminal redraws a
+    bar (logs, CI)."""
+
+    def __init__(self, phase: str) -> None:
+        self.phase = phase
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: TrainingPlan) -> None:
+        if not trainer.is_global_zero:
+            return
+        shown = ("loss", "acc", "temperature")
+        metrics = trainer.callback_metrics
+        values = ", ".join(f"{k} {float(metrics[k]):.4g}" for k in shown if k in metrics)
+        epoch = f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+        print(f"{self.phase}, {epoch}: {values}", file=sys.stderr, flush=True)
+
+
+def _interactive() -> bool:
+    """Whether progress can be drawn as a bar: a terminal, or a Jupyter kernel."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Lightning's banners (accelerator lines, tips, "stopped" notices) and warnings that do not
+    apply to in-memory tensors stay out of the user's output."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for message in (
+                ".*does not have many workers.*",
+                ".*LeafSpec.*is deprecated.*",
+                ".*Checkpoint directory .* exists and is not empty.*",
+            ):
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def train(
@@ -164,6 +304,7 @@ def train(
     epochs: int,
     *,
     callbacks: list[Callback],
+    phase: str = "SVI",
     run_dir: str | Path | None = None,
     ckpt_path: str | Path | None = None,
     progress_bar: bool = True,
@@ -171,56 +312,54 @@ def train(
     devices: Any = "auto",
     strategy: Any = "auto",
     **trainer_kwargs: Any,
-) -> L.Trainer:
-    """Fit ``plan`` for ``epochs`` epochs; with ``run_dir``, log CSV and checkpoint every epoch."""
-    callbacks = list(callbacks)
-    logger: Any = False
+) -> list[dict[str, float]]:
+    """Fit ``plan`` for ``epochs`` epochs (in all, counting those of a resumed checkpoint) and
+    return the history of logged metrics, one dict per epoch.
+
+    Progress is one bar labelled ``phase`` on a terminal and one line per epoch elsewhere. With
+    ``run_dir``, ``run_dir/metrics.csv`` and ``run_dir/checkpoints/last.ckpt`` are replaced after
+    every epoch; ``ckpt_path`` resumes a checkpoint, which must carry ``plan.config``; it is
+    checked before anything is written, and a refused or interrupted resume leaves every earlier
+    file as it was.
+    """
+    earlier: list[dict] = []
+    if ckpt_path is not None:
+        done = check_checkpoint(ckpt_path, plan.config)
+        if run_dir is not None:
+            earlier = read_history(Path(run_dir) / "metrics.csv", done)
+    history = HistoryCallback(Path(run_dir) / "metrics.csv" if run_dir else None, earlier)
+    callbacks = [*callbacks, history]  # last but the printer: it records what the others logged
+    if progress_bar and _interactive():
+        callbacks.append(PhaseProgressBar(phase))
+    elif progress_bar:
+        callbacks.append(EpochLinePrinter(phase))
     if run_dir is not None:
-        run_dir = Path(run_dir)
-        logger = CSVLogger(save_dir=str(run_dir), name="", version="")
         callbacks.append(
             ModelCheckpoint(
-                dirpath=str(run_dir / "checkpoints"), save_last=True, save_top_k=0, every_n_epochs=1
+                dirpath=str(Path(run_dir) / "checkpoints"),
+                save_last=True,
+                save_top_k=0,
+                every_n_epochs=1,
             )
         )
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        accelerator=accelerator,
-        devices=devices,
-        strategy=strategy,
-        logger=logger,
-        callbacks=callbacks,
-        enable_checkpointing=run_dir is not None,
-        enable_progress_bar=progress_bar,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=max(1, len(loader)),
-        **trainer_kwargs,
-    )
-    earlier = _read_csv(run_dir / "metrics.csv") if run_dir and ckpt_path else []
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Previous log files in this directory.*")
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    with _quiet_lightning():
+        trainer = L.Trainer(
+            max_epochs=epochs,
+            accelerator=accelerator,
+            devices=devices,
+            strategy=strategy,
+            logger=False,
+            callbacks=callbacks,
+            enable_checkpointing=run_dir is not None,
+            enable_progress_bar=progress_bar and _interactive(),
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            log_every_n_steps=max(1, len(loader)),
+            **trainer_kwargs,
+        )
         trainer.fit(
             plan,
             train_dataloaders=loader,
             ckpt_path=str(ckpt_path) if ckpt_path is not None else None,
         )
-    if earlier:  # Lightning's CSV logger starts a fresh file: keep the epochs before the resume
-        _write_csv(run_dir / "metrics.csv", earlier + _read_csv(run_dir / "metrics.csv"))
-    return trainer
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:
-    keys = sorted(set().union(*rows))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
+    return history.history

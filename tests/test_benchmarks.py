@@ -67,7 +67,7 @@ def test_priors_guides_benchmark_tiny_in_shards(mnist_dir, tmp_path):
     out_json, out_md, cache = tmp_path / "r.json", tmp_path / "r.md", tmp_path / "runs.jsonl"
     tiny = ["--epochs", "1", "--seeds", "0", "--n-train", "120", "--n-eval", "40"]
     tiny += ["--iw-samples", "4", "--latent-dim", "3", "--hidden", "16", "--only", "vamp"]
-    tiny += ["--mnist", str(mnist_dir), "--cache", str(cache)]
+    tiny += ["--protocol", "grey", "--mnist", str(mnist_dir), "--cache", str(cache)]
     tiny += ["--json", str(out_json), "--markdown", str(out_md)]
     assert bench.main([*tiny, "--shard", "0/2"]) is None and not out_json.exists()
     assert len(cache.read_text().splitlines()) == 2  # tasks 0 and 2 of the three VampPrior fits
@@ -82,14 +82,34 @@ def test_priors_guides_benchmark_tiny_in_shards(mnist_dir, tmp_path):
     assert rows["vamp / diagonal"]["model"] == "VAE"
     table = out_md.read_text()
     assert "unsupported: VampPrior needs a Gaussian z-guide" in table
+    assert table.startswith("Grey-level protocol") and "not log-likelihoods" in table
     assert len(result["rows"]) == 4
+
+
+def test_priors_guides_binarised_protocol_runs_the_headline_rows(mnist_dir, tmp_path):
+    """The default protocol trains on binarised images, scores one fixed binarisation of the
+    held-out images, and runs the headline rows, the standard-normal baseline first."""
+    bench = load("priors_guides")
+    tiny = ["--epochs", "1", "--seeds", "0", "--n-train", "120", "--n-eval", "40"]
+    tiny += ["--iw-samples", "4", "--latent-dim", "3", "--hidden", "16"]
+    tiny += ["--mnist", str(mnist_dir), "--cache", str(tmp_path / "runs.jsonl")]
+    tiny += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]
+    result = bench.main(tiny)
+    names = [r["name"] for r in result["rows"]]
+    assert names == [*bench.HEADLINE, f"{bench.BASELINE}, 16 epochs"]
+    assert result["protocol"] == "binarised" and result["data"] == "binarised"
+    assert (tmp_path / "r.md").read_text().startswith("Binarised protocol")
+    assert result["rows"][0]["summary"]["iw_gain"] == {"mean": 0.0, "sd": 0.0}
+    # log-probabilities of binary images
+    for row in result["rows"]:
+        assert row["summary"]["iw_log_likelihood"]["mean"] < 0
 
 
 def test_priors_guides_benchmark_runs_the_pretrained_mixture_priors(mnist_dir, tmp_path):
     bench = load("priors_guides")
     tiny = ["--epochs", "1", "--seeds", "0", "--n-train", "120", "--n-eval", "40"]
     tiny += ["--iw-samples", "4", "--latent-dim", "3", "--hidden", "16", "--only", "pretrain"]
-    tiny += ["--mnist", str(mnist_dir), "--cache", str(tmp_path / "runs.jsonl")]
+    tiny += ["--all", "--mnist", str(mnist_dir), "--cache", str(tmp_path / "runs.jsonl")]
     tiny += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]
     rows = {r["name"]: r for r in bench.main(tiny)["rows"]}
     assert set(rows) == {f"{name}, init=pretrain" for name in bench.PRETRAINED}

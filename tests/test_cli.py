@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from pyro_gmvae import GMVAE, load_digits
 from pyro_gmvae.cli import main
 
 TINY = (
@@ -51,15 +52,67 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path):
     assert (tmp_path / "thesis.tex").read_text() == "precious"
 
 
-def test_resume_extends_a_run(run, tmp_path):
+def _files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_resume_continues_the_run_exactly(run, tmp_path):
     import shutil
 
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
-    args = [*TINY, "--epochs", "3"]  # the later --epochs wins
-    assert main(["train", *args, "--out", str(copy), "--resume", "--no-figures"]) == 0
+    args = [*TINY, "--epochs", "3", "--no-figures"]  # the later --epochs wins
+    assert main(["train", *args, "--out", str(copy), "--resume"]) == 0
+    assert main(["train", *args, "--out", str(tmp_path / "straight")]) == 0
     summary = json.loads((copy / "summary.json").read_text())
     assert summary["epochs"] == 3
+    resumed, straight = (GMVAE.load(f / "model.pt") for f in (copy, tmp_path / "straight"))
+    X = load_digits().subset(200, seed=0).X
+    np.testing.assert_allclose(resumed.predict_proba(X), straight.predict_proba(X), atol=1e-6)
+    rows = (copy / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows] == ["epoch", "1", "2", "3"]
+    assert rows[:3] == (run / "metrics.csv").read_text().splitlines()  # kept as they were
+    assert rows == (tmp_path / "straight/metrics.csv").read_text().splitlines()
+
+
+def test_a_refused_resume_leaves_every_file_as_it_was(run, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    before = _files(copy)
+    assert main(["train", *TINY, "--clusters", "7", "--out", str(copy), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "other settings: n_clusters: 3 -> 7" in err and err.count("\n") == 1
+    assert _files(copy) == before
+
+
+def test_an_interrupted_resume_or_overwrite_leaves_every_file_as_it_was(run, tmp_path, monkeypatch):
+    import shutil
+
+    from pyro_gmvae import training
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    before = _files(copy)
+
+    def interrupt(*args):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(training.EpochMetricsCallback, "on_train_epoch_end", interrupt)
+    for extra in (["--resume", "--epochs", "3"], ["--overwrite"]):
+        with pytest.raises(RuntimeError, match="interrupted"):
+            main(["train", *TINY, *extra, "--no-figures", "--out", str(copy)])
+        assert _files(copy) == before, extra
+
+
+def test_the_command_line_builds_the_model_the_api_builds(run):
+    cli = GMVAE.load(run / "model.pt")  # built-in components: loads with no arguments
+    data = load_digits().subset(200, seed=0)
+    settings = dict(n_clusters=3, latent_dim=4, hidden_dims=(32,), epochs=2, pretrain_epochs=2)
+    api = GMVAE(**settings, progress_bar=False).fit(data.X)
+    assert cli.set_params(progress_bar=False).get_params() == api.get_params()
+    np.testing.assert_array_equal(cli.predict_proba(data.X), api.predict_proba(data.X))
 
 
 def test_evaluate_and_sample(run, capsys):
@@ -85,7 +138,7 @@ def test_errors_are_reported_cleanly(tmp_path, capsys):
     [
         (["--prior", "vamp", "--z-guide", "full"], False),
         (["--prior", "mixture-marginal", "--likelihood", "continuous-bernoulli"], True),
-        (["--prior", "fixed-mixture", "--mode", "relaxed", "--z-guide", "flow"], True),
+        (["--prior", "fixed-mixture", "--discrete", "relaxed", "--z-guide", "flow"], True),
     ],
     ids=["vamp-full", "vade-cb", "fixed-relaxed-flow"],
 )
@@ -93,7 +146,7 @@ def test_a_prior_or_guide_is_one_option(options, clusters, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *TINY, *options, "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["combination"]["prior"] == options[1]
+    assert summary["config"]["prior"] == options[1]
     assert ("scores" in summary) == clusters
     capsys.readouterr()
     assert main(["evaluate", str(out), "--iw-samples", "8"]) == 0
@@ -118,10 +171,10 @@ def test_the_autoencoder_trains_but_has_no_density(tmp_path, capsys):
 @pytest.mark.parametrize(
     "options, message",
     [
-        (["--prior", "vamp", "--mode", "relaxed"], "--mode does not apply to --prior vamp"),
+        (["--prior", "vamp", "--discrete", "relaxed"], "--discrete does not apply to --prior vamp"),
         (["--prior", "none", "--z-guide", "flow"], "--z-guide does not apply"),
         (["--prior", "none", "--init", "random"], "--init does not apply"),
-        (["--prior", "vamp", "--init", "pretrain"], "VampPrior has none"),
+        (["--prior", "vamp", "--init", "pretrain"], "the 'vamp' prior has none"),
         (["--prior", "vamp", "--z-guide", "flow"], "not supported: VampPrior needs a Gaussian"),
         (["--prior", "fixed-mixture", "--init", "pretrain"], "init='random'"),
     ],
@@ -134,15 +187,15 @@ def test_options_that_do_not_fit_the_prior_are_refused(options, message, tmp_pat
 
 
 def test_default_run_folders_name_what_differs_from_the_default():
-    from pyro_gmvae.cli import _combination, _default_out, build_parser
+    from pyro_gmvae.cli import _default_out, _model, build_parser
 
     def folder(*options):
         args = build_parser().parse_args(["train", *options])
-        return _default_out(args, _combination(args)).name
+        return _default_out(args, _model(args, 1)).name
 
     assert folder() == "digits-enumerate-seed0"
     assert folder("--prior", "vamp", "--seed", "2") == "digits-vamp-seed2"
-    assert folder("--mode", "relaxed", "--z-guide", "flow") == "digits-relaxed-flow-seed0"
+    assert folder("--discrete", "relaxed", "--z-guide", "flow") == "digits-relaxed-flow-seed0"
     assert folder("--prior", "none") == "digits-autoencoder-seed0"
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import tiny_kwargs
 
-from pyro_gmvae import GMVAE, ClusterCollapseWarning, NotFittedError
+from pyro_gmvae import GMVAE, ClusterCollapseWarning, NotFittedError, load_digits
 from pyro_gmvae.components import FixedMixturePrior
 
 
@@ -63,7 +63,7 @@ def test_save_load_predicts_identically(fitted, digits_small, tmp_path):
     loaded = GMVAE.load(path)
     np.testing.assert_array_equal(loaded.predict(digits_small.X), fitted.predict(digits_small.X))
     np.testing.assert_allclose(loaded.transform(digits_small.X), fitted.transform(digits_small.X))
-    assert loaded.config() == fitted.config()
+    assert loaded.get_params() == fitted.get_params()
     with pytest.raises(FileExistsError, match="overwrite"):
         fitted.save(path)
     fitted.save(path, overwrite=True)
@@ -79,13 +79,17 @@ def test_load_rejects_foreign_and_mismatched_files(fitted, tmp_path):
     with pytest.raises(ValueError, match="not a pyro-gmvae model file"):
         GMVAE.load(text)
     path = fitted.save(tmp_path / "model.pt")
-    with pytest.raises(ValueError, match="another configuration"):
+    with pytest.raises(TypeError, match="not n_clusters; change other settings with set_params"):
         GMVAE.load(path, n_clusters=4)
-    saved = torch.load(path, weights_only=False)
-    saved["config"]["model"] = "ARMixture"
+    saved = torch.load(path, weights_only=True)
+    saved["model"] = "ARMixture"
     torch.save(saved, tmp_path / "ar.pt")
     with pytest.raises(ValueError, match="holds a ARMixture"):
         GMVAE.load(tmp_path / "ar.pt")
+    saved["model"], saved["version"] = "GMVAE", 1
+    torch.save(saved, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="format 1; this version of pyro-gmvae reads format 2"):
+        GMVAE.load(tmp_path / "old.pt")
 
 
 def test_resume_continues_the_same_run(digits_small, tmp_path):
@@ -100,13 +104,15 @@ def test_resume_continues_the_same_run(digits_small, tmp_path):
     )
     epochs = [line.split(",") for line in (tmp_path / "b/metrics.csv").read_text().splitlines()]
     column = epochs[0].index("epoch")
-    assert [int(row[column]) for row in epochs[1:]] == [0, 1, 2, 3]
+    assert [int(row[column]) for row in epochs[1:]] == [1, 2, 3, 4]
+    assert [h["epoch"] for h in resumed.history_] == [1, 2, 3, 4]
+    assert resumed.history_[-1]["loss"] == pytest.approx(straight.history_[-1]["loss"])
 
 
 def test_resume_from_another_configuration_is_refused(digits_small, tmp_path):
     GMVAE(**tiny_kwargs(epochs=1)).fit(digits_small.X, run_dir=tmp_path)
     other = GMVAE(**tiny_kwargs(epochs=2, n_clusters=4))
-    with pytest.raises(ValueError, match="another configuration"):
+    with pytest.raises(ValueError, match=r"other settings: n_clusters: 3 -> 4$"):
         other.fit(digits_small.X, ckpt_path=tmp_path / "checkpoints/last.ckpt")
 
 
@@ -150,6 +156,13 @@ def test_bad_arguments_raise_clear_errors(fitted, digits_small):
     fixed = FixedMixturePrior(torch.zeros(3, 4), torch.ones(3, 4))
     with pytest.raises(ValueError, match="set_components.*init='random'"):
         GMVAE(**tiny_kwargs(prior=fixed, init="pretrain"))
+    with pytest.raises(ValueError, match="init must be 'auto', 'pretrain' or 'random'"):
+        GMVAE(init="kmeans")
+    with pytest.raises(ValueError, match="hidden_dims"):
+        GMVAE(hidden_dims=(0,))
+    unchecked = GMVAE(**tiny_kwargs()).set_params(n_clusters=1)  # set_params checks at fit
+    with pytest.raises(ValueError, match="at least 2"):
+        unchecked.fit(digits_small.X)
 
 
 def test_images_are_flattened_and_shape_remembered(digits_small):
@@ -159,7 +172,49 @@ def test_images_are_flattened_and_shape_remembered(digits_small):
     assert model.predict(images.numpy()).shape == (len(images),)
 
 
-def test_collapse_is_warned(fitted):
-    fitted.cluster_weights_ = np.array([0.95, 0.05, 0.0])
-    with pytest.warns(ClusterCollapseWarning, match="cluster collapse"):
-        fitted._warn_on_collapse()
+def test_collapse_is_warned():
+    """Identical images give q(y|x) nothing to tell apart: every point lands in one cluster."""
+    same = np.tile(load_digits().X[:1].numpy(), (100, 1))
+    with pytest.warns(ClusterCollapseWarning, match="cluster collapse: .* to 100.0%"):
+        GMVAE(**tiny_kwargs()).fit(same)
+
+
+def test_two_clear_clusters_are_not_warned_about():
+    import warnings
+
+    digits = load_digits()
+    zeros_and_ones = digits.X[np.isin(digits.y, [0, 1])][:200]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ClusterCollapseWarning)
+        kw = tiny_kwargs(n_clusters=2, epochs=1, init="pretrain", pretrain_epochs=15)
+        model = GMVAE(**kw).fit(zeros_and_ones)
+    assert model.cluster_weights_.min() > 0.3
+
+
+def test_sample_draws_clusters_from_the_prior_weights(digits_small):
+    prior = FixedMixturePrior(torch.zeros(2, 4), torch.ones(2, 4), weights=[0.9, 0.1])
+    model = GMVAE(**tiny_kwargs(n_clusters=2, prior=prior, epochs=1))
+    with pytest.warns(ClusterCollapseWarning):
+        model.fit(digits_small.X)
+    _, clusters = model.sample(4000, seed=0)
+    assert abs((clusters == 0).mean() - 0.9) < 0.02
+
+
+def test_transform_and_reconstruct_compute_what_they_say(fitted, digits_small):
+    """By hand: transform = sum_y q(y|x) point(x, y); reconstruct decodes point(x, y*) with
+    y* the most probable cluster."""
+    X = digits_small.X[:30]
+    m = fitted.module_
+    with torch.no_grad():
+        q = torch.softmax(m.y_encoder(X), -1)
+        points = torch.stack(
+            [m.z_encoder.point(X, torch.eye(3)[k].expand(30, 3)) for k in range(3)], 1
+        )
+        expected_z = (q[..., None] * points).sum(1)
+        best = points[torch.arange(30), q.argmax(-1)]
+        expected_x = torch.sigmoid(m.decoder(best))
+    # the check has teeth: q(y|x) is far from uniform and the clusters' points differ
+    assert (q.max(1).values - q.min(1).values).mean() > 0.2
+    assert (points[:, 0] - points[:, 1]).abs().mean() > 0.05
+    np.testing.assert_allclose(fitted.transform(X), expected_z.numpy(), atol=1e-5)
+    np.testing.assert_allclose(fitted.reconstruct(X), expected_x.numpy(), atol=1e-5)

@@ -2,12 +2,13 @@
 and a VAE's mixture prior (VaDE) starts at the clusters of the codes."""
 
 import numpy as np
+import pyro.distributions as dist
 import pytest
 import torch
 from conftest import tiny_kwargs
 
 from pyro_gmvae import GMVAE, VAE, clustering_scores, load_digits
-from pyro_gmvae.components import LearnedMixturePrior, MixturePrior, VampPrior
+from pyro_gmvae.components import DiagonalNormalGuide, LearnedMixturePrior, MixturePrior, VampPrior
 from pyro_gmvae.pretrain import cluster_codes, component_moments
 
 
@@ -71,7 +72,7 @@ def test_a_pretrained_mixture_prior_clusters_digits_far_better_than_a_random_one
     data = load_digits()
     kw = dict(latent_dim=10, hidden_dims=(128,), epochs=1, seed=0, progress_bar=False)
     torch.manual_seed(0)
-    random = VAE(prior=MixturePrior(10, 10), **kw).fit(data.X)
+    random = VAE(prior=MixturePrior(10, 10), init="random", **kw).fit(data.X)
     torch.manual_seed(0)
     pretrained = VAE(prior=MixturePrior(10, 10), init="pretrain", pretrain_epochs=20, **kw)
     pretrained.fit(data.X)
@@ -81,12 +82,79 @@ def test_a_pretrained_mixture_prior_clusters_digits_far_better_than_a_random_one
 
 
 def test_pretraining_a_prior_without_components_is_refused():
-    with pytest.raises(ValueError, match="VampPrior has none: pass init='random'"):
+    with pytest.raises(ValueError, match="the VampPrior prior has none: pass init='random'"):
         VAE(prior=VampPrior(5, 64, 3), init="pretrain")
-    with pytest.raises(ValueError, match="the standard normal has none"):
+    with pytest.raises(ValueError, match="the 'standard-normal' prior has none"):
         VAE(init="pretrain")
+    with pytest.raises(ValueError, match="the 'vamp' prior has none"):
+        VAE(prior="vamp", init="pretrain")
 
 
 def test_a_mixture_prior_with_more_components_than_samples_is_refused(digits_small):
     with pytest.raises(ValueError, match="12 components are more than the number of samples"):
         VAE(prior=MixturePrior(12, 3), latent_dim=3, epochs=1).fit(digits_small.X[:10])
+
+
+def test_pretraining_places_the_prior_in_the_space_the_decoder_reads(digits_small):
+    """With a flow guide, the codes that pre-training clusters are the guide's point estimates
+    after the flow, and q(z | x, y) then starts at that code for every y."""
+    from pyro_gmvae.models import GMVAEModule
+    from pyro_gmvae.pretrain import pretrain
+
+    X = digits_small.X
+    torch.manual_seed(0)
+    module = GMVAEModule(64, 3, 4, (32,), z_guide="flow")
+    resp = pretrain(
+        module, X, seed=0, batch_size=64, lr=1e-3, autoencoder_epochs=2, progress_bar=False
+    )
+    with torch.no_grad():
+        codes = module.z_encoder.point(X, torch.zeros(len(X), 3))
+        base = module.z_encoder.distribution(X, torch.zeros(len(X), 3)).base_dist.mean
+        _, means, variances = component_moments(torch.as_tensor(resp, dtype=torch.float32), codes)
+        loc, var = module.prior.params(torch.eye(3))
+        for k in range(3):
+            y = torch.eye(3)[k].expand(len(X), 3)
+            torch.testing.assert_close(module.z_encoder.point(X, y), codes)
+    assert (codes - base).abs().mean() > 1e-3  # the flow moves the codes: the test has teeth
+    torch.testing.assert_close(loc, means)
+    torch.testing.assert_close(var, variances, rtol=1e-4, atol=1e-5)
+
+
+class ScaledGuide(DiagonalNormalGuide):
+    """A guide written as the README describes: the library's encoder, another distribution
+    (a Gaussian twice as wide)."""
+
+    def distribution(self, x, y=None):
+        loc, var = self(x, y)
+        return dist.Normal(loc, 2 * var.sqrt()).to_event(1)
+
+
+class BareGuide(torch.nn.Module):
+    """A guide with only the protocol's two methods: it cannot start equal for every y."""
+
+    def __init__(self, x_dim, y_dim, hidden_dims, latent_dim):
+        super().__init__()
+        self.net = torch.nn.Linear(x_dim + y_dim, 2 * latent_dim)
+
+    def _out(self, x, y):
+        shape = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
+        h = torch.cat([x.expand(*shape, x.shape[-1]), y.expand(*shape, y.shape[-1])], -1)
+        return self.net(h).chunk(2, -1)
+
+    def distribution(self, x, y=None):
+        loc, raw = self._out(x, y)
+        return dist.Normal(loc, torch.nn.functional.softplus(raw) + 1e-3).to_event(1)
+
+    def point(self, x, y=None):
+        return self._out(x, y)[0]
+
+
+def test_a_users_guide_works_with_the_default_init(digits_small):
+    kw = tiny_kwargs(z_guide=ScaledGuide, init="auto", pretrain_epochs=2)
+    model = GMVAE(**kw)
+    assert model.resolved_init() == "pretrain"
+    model.fit(digits_small.X)
+    assert np.isfinite(model.score(digits_small.X))
+    with pytest.raises(ValueError, match="z-guide with reset_y_input\\(\\); BareGuide has none"):
+        GMVAE(**{**kw, "z_guide": BareGuide}).fit(digits_small.X)
+    GMVAE(**{**kw, "z_guide": BareGuide, "init": "random"}).fit(digits_small.X)

@@ -1,5 +1,7 @@
 """The VAE and AE baselines, the importance-weighted log-likelihood, and a user-defined prior."""
 
+import warnings
+
 import numpy as np
 import pyro
 import pyro.distributions as dist
@@ -77,8 +79,13 @@ def test_vae_fits_samples_and_scores(digits_small):
     assert losses[-1] < losses[0]
     assert vae.transform(X).shape == (len(X), 4)
     assert vae.sample(6, seed=0).shape == (6, 64)
-    ll = vae.log_likelihood(X[:20], n_samples=50)
+    with pytest.warns(UserWarning, match="not binary: a Bernoulli likelihood on grey levels"):
+        ll = vae.log_likelihood(X[:20], n_samples=50)
     elbo = vae.score_samples(X[:20])
+    binary = torch.bernoulli(X[:20], generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # binary data: a true log-probability, no warning
+        assert np.isfinite(vae.log_likelihood(binary, n_samples=5)).all()
     assert np.all(np.isfinite(ll)) and ll.mean() > elbo.mean()
     with pytest.raises(ValueError, match="n_samples must be positive"):
         vae.log_likelihood(X[:3], n_samples=0)
@@ -135,7 +142,8 @@ def test_user_defined_prior_needs_no_library_change(digits_small):
     X = digits_small.X
     vae = VAE(**FAST, prior=StudentTPrior(4)).fit(X)
     assert vae.module_.prior.log_df.item() != 1.0  # its parameter was trained
-    assert np.isfinite(vae.score(X)) and np.isfinite(vae.log_likelihood(X[:5], 20)).all()
+    binary = (X[:5] > 0.5).float()
+    assert np.isfinite(vae.score(X)) and np.isfinite(vae.log_likelihood(binary, 20)).all()
     assert vae.sample(3, seed=0).shape == (3, 64)
 
 
@@ -144,7 +152,8 @@ def test_priors_with_y_belong_to_gmvae():
 
     with pytest.raises(ValueError, match="use GMVAE"):
         VAE(**FAST, prior=LearnedMixturePrior(3, 4)).fit(np.random.rand(10, 64))
-    assert GMVAE  # the model that does take such priors
+    with pytest.raises(ValueError, match="use VAE for priors without y"):
+        GMVAE(n_clusters=3, **FAST, prior=StudentTPrior(4)).fit(np.random.rand(10, 64))
 
 
 def test_a_model_with_a_component_object_loads_when_it_is_passed_again(digits_small, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pyro
@@ -25,6 +26,7 @@ class GumbelSoftmaxCategorical(dist.OneHotCategorical):
 
     has_rsample = True
     arg_constraints = {"logits": constraints.real_vector}
+    support = constraints.simplex  # relaxed samples are simplex points, one-hot only when hard
 
     def __init__(
         self,
@@ -60,7 +62,6 @@ class DiscreteStrategy(nn.Module):
     """How a model's discrete latent y is sampled and which ELBO fits it."""
 
     name = "discrete"
-    needs_fixed_batch = False
 
     def elbo(self) -> ELBO:
         raise NotImplementedError
@@ -165,42 +166,72 @@ class Relaxed(DiscreteStrategy):
 
 class ScoreFunctionELBO(TraceGraph_ELBO):
     """``TraceGraph_ELBO`` with a ``differentiable_loss``, so any torch optimiser can use it: its
-    value is the negative ELBO and its gradient that of Pyro's score-function surrogate."""
+    value is the negative ELBO and its gradient that of Pyro's score-function surrogate. After
+    each call it moves ``strategy``'s baseline toward the batch's mean ELBO per point."""
+
+    def __init__(self, strategy: ScoreFunction) -> None:
+        super().__init__()
+        self.strategy = strategy
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         # Pyro exposes the surrogate only through loss_and_grads, which calls backward itself.
         elbo, surrogate_loss = self._loss_and_surrogate_loss(model, guide, args, kwargs)
+        # y sits upstream of every other site, so its downstream cost is the whole ELBO per point
+        self.strategy.update_baseline(torch.as_tensor(elbo).detach() / args[0].shape[0])
         return surrogate_loss + (-elbo - surrogate_loss).detach()
 
 
 class ScoreFunction(DiscreteStrategy):
     """Sample y from q(y|x) and learn q(y|x) with the score-function (REINFORCE) estimator
     (``TraceGraph_ELBO``, which uses the downstream cost as the learning signal). Unbiased for
-    the ELBO, but with a far noisier gradient than enumeration: here for comparison."""
+    the ELBO, but with a far noisier gradient than enumeration: here for comparison.
+
+    The learning signal is centred by a baseline: an exponential moving average (weight
+    ``baseline_beta`` on the old value) of the mean ELBO per point, one scalar kept as a buffer
+    of this module, so it lives in the model's ``state_dict`` and checkpoints (a resumed fit
+    continues with it) and batches may differ in size.
+    """
 
     name = "score-function"
-    # Pyro's decaying-average baseline is kept per position in the batch: batches must not
-    # change size, so the training loader drops the last, smaller one.
-    needs_fixed_batch = True
+
+    def __init__(self, baseline_beta: float = 0.9) -> None:
+        super().__init__()
+        if not 0 <= baseline_beta < 1:
+            raise ValueError(f"baseline_beta must be in [0, 1), got {baseline_beta}")
+        self.baseline_beta = float(baseline_beta)
+        self.register_buffer("baseline", torch.zeros(()))
+        self.register_buffer("baseline_updates", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update_baseline(self, mean_elbo: torch.Tensor) -> None:
+        """Fold one batch's mean ELBO per point into the moving average (the first batch sets
+        it)."""
+        beta = self.baseline_beta if int(self.baseline_updates) > 0 else 0.0
+        self.baseline.mul_(beta).add_((1 - beta) * mean_elbo.to(self.baseline))
+        self.baseline_updates.add_(1)
 
     def elbo(self) -> ELBO:
-        return ScoreFunctionELBO()
+        return ScoreFunctionELBO(self)
 
     def model_sample(self, name: str, logits: torch.Tensor) -> torch.Tensor:
         return pyro.sample(name, dist.OneHotCategorical(logits=logits))
 
     def guide_sample(self, name: str, logits: torch.Tensor) -> torch.Tensor:
-        baseline = {"use_decaying_avg_baseline": True, "baseline_beta": 0.9}
+        baseline = {"baseline_value": self.baseline.to(logits).expand(logits.shape[:-1])}
         return pyro.sample(
             name, dist.OneHotCategorical(logits=logits), infer={"baseline": baseline}
         )
 
+    def describe(self) -> dict:
+        return {"name": self.name, "baseline_beta": self.baseline_beta}
+
 
 def make_discrete(spec: str | DiscreteStrategy, **kwargs) -> DiscreteStrategy:
     """A discrete-latent strategy by name: ``"enumerate"``, ``"relaxed"``, ``"straight-through"``
-    or ``"score-function"`` (relaxed ones take the temperature schedule's keyword arguments)."""
+    or ``"score-function"`` (relaxed ones take the temperature schedule's keyword arguments), or
+    a fresh copy of an instance (so fits never share its state)."""
     if isinstance(spec, DiscreteStrategy):
-        return spec
+        return copy.deepcopy(spec)
     if spec == "enumerate":
         return Enumerate()
     if spec == "relaxed":

@@ -2,11 +2,14 @@
 
 Each guide is an encoder network (an MLP on [x, onehot(y)]) with ``distribution(x, y)``, the
 distribution of z (one event of ``latent_dim`` values, batch-broadcast over an enumerated y),
-and ``point(x, y)``, a point summary used for latent maps and reconstructions. ``forward``
-returns the mean and variance of its Gaussian part (used for pre-training). Models take a guide
-by name (``"diagonal"``, ``"low-rank"``, ``"full"``, ``"flow"``) or as a factory called with
-``(x_dim, y_dim, hidden_dims, latent_dim)``, such as one of these classes or a
-``functools.partial`` of one.
+and ``point(x, y)``, a point summary in the space the decoder reads (latent maps,
+reconstructions, and the codes that pre-training clusters). Guides of a GMVAE that
+``init="pretrain"`` starts also have ``reset_y_input()``, which makes q(z | x, y) the same for
+every y (equal to its value at y = 0); every guide here inherits it from the encoder. Models take
+a guide by name (``"diagonal"``, ``"low-rank"``, ``"full"``, ``"flow"``) or as a factory called
+with ``(x_dim, y_dim, hidden_dims, latent_dim)``, such as one of these classes, a subclass, or a
+``functools.partial`` of one. Built-in guides start from Xavier-normal weights; a model never
+re-initialises a guide made by a user's factory.
 """
 
 from __future__ import annotations
@@ -154,10 +157,3 @@ def make_z_guide(
     if not callable(spec):
         raise TypeError(f"z_guide must be a name or a factory, got {type(spec).__name__}")
     return spec(x_dim, y_dim, list(hidden_dims), latent_dim)
-
-
-def guide_name(spec: str | GuideFactory) -> str:
-    """How a z-guide is recorded in a model's configuration."""
-    if isinstance(spec, str):
-        return spec
-    return getattr(spec, "name", None) or getattr(getattr(spec, "func", None), "name", repr(spec))

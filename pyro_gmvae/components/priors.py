@@ -6,14 +6,26 @@ when there is one; one event of ``latent_dim`` values) and ``marginal()`` giving
 summed out (used by importance-weighted likelihoods and by sampling); priors with a y also give
 ``y_logits()``, the logits of p(y). A user-defined prior only needs these; see
 :class:`StandardNormalPrior` for the smallest example.
+
+y reaches ``forward`` as floats, one-hot along the last axis: shape (K, 1, K) when y is
+enumerated (one row per value, broadcast against the batch), (N, K) when it is sampled, and a
+relaxed (soft) vector in the Gumbel-softmax modes. Priors that ``init="pretrain"`` can place also
+have ``set_components(means, variances)``.
+
+The built-in priors have names (:data:`PRIORS`); estimators take a name or a module, and build a
+named prior from the fit's seed.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pyro.distributions as dist
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ..nets import xavier_init_
 
 
 class StandardNormalPrior(nn.Module):
@@ -48,6 +60,7 @@ class LearnedMixturePrior(nn.Module):
         self.loc = nn.Linear(n_clusters, latent_dim)
         self.var = nn.Linear(n_clusters, latent_dim)
         self.min_var = min_var
+        xavier_init_(self)  # the reference GMVAE's start
 
     def params(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of p(z | y) for a one-hot (or relaxed) y."""
@@ -120,13 +133,14 @@ class FixedMixturePrior(nn.Module):
 class MixturePrior(nn.Module):
     """p(z) = sum_k pi_k N(mu_k, diag(sigma_k^2)) with y summed out inside the prior (VaDE's
     prior), all parameters learned. The model itself has no y; ``responsibilities(z)`` gives
-    p(y | z) for clustering."""
+    p(y | z) for clustering. Variances are ``exp(2 * log_scales) + min_var``: the floor keeps a
+    component from shrinking onto a single code."""
 
     n_clusters = None
 
-    def __init__(self, n_components: int, latent_dim: int) -> None:
+    def __init__(self, n_components: int, latent_dim: int, min_var: float = 1e-6) -> None:
         super().__init__()
-        self.n_components, self.latent_dim = n_components, latent_dim
+        self.n_components, self.latent_dim, self.min_var = n_components, latent_dim, min_var
         self.logits = nn.Parameter(torch.zeros(n_components))
         self.means = nn.Parameter(torch.randn(n_components, latent_dim))
         self.log_scales = nn.Parameter(torch.zeros(n_components, latent_dim))
@@ -137,12 +151,13 @@ class MixturePrior(nn.Module):
     ) -> None:
         """Set component k's mean, variance (shape (K, D)) and, if given, weight (shape (K,))."""
         self.means.copy_(means)
-        self.log_scales.copy_(0.5 * variances.log())
+        self.log_scales.copy_(0.5 * (variances - self.min_var).clamp_min(1e-12).log())
         if weights is not None:
             self.logits.copy_(weights.log())
 
     def components(self) -> dist.Distribution:
-        return dist.Normal(self.means, self.log_scales.exp()).to_event(1)
+        variances = (2 * self.log_scales).exp() + self.min_var
+        return dist.Normal(self.means, variances.sqrt()).to_event(1)
 
     def forward(self, y: torch.Tensor | None = None) -> dist.Distribution:
         return dist.MixtureSameFamily(dist.Categorical(logits=self.logits), self.components())
@@ -185,3 +200,35 @@ class VampPrior(nn.Module):
 
     def marginal(self) -> dist.Distribution:
         return self()
+
+
+def fixed_mixture(n_clusters: int, latent_dim: int) -> FixedMixturePrior:
+    """A fixed, well-separated mixture: means drawn from N(0, 3^2 I), unit variances, equal
+    weights (drawn from torch's random state: build it under a seed)."""
+    means = 3.0 * torch.randn(n_clusters, latent_dim)
+    return FixedMixturePrior(means, torch.ones(n_clusters, latent_dim))
+
+
+# name -> (whether the prior has a y, factory(n_components, latent_dim, x_dim))
+PRIORS: dict[str, tuple[bool, Callable[[int, int, int], nn.Module]]] = {
+    "standard-normal": (False, lambda K, D, x_dim: StandardNormalPrior(D)),
+    "mixture-marginal": (False, lambda K, D, x_dim: MixturePrior(K, D)),
+    "vamp": (False, lambda K, D, x_dim: VampPrior(K, x_dim, D)),
+    "learned-mixture": (True, lambda K, D, x_dim: LearnedMixturePrior(K, D)),
+    "fixed-mixture": (True, lambda K, D, x_dim: fixed_mixture(K, D)),
+}
+
+
+def make_prior(
+    name: str, n_components: int, latent_dim: int, x_dim: int, seed: int | None = None
+) -> nn.Module:
+    """The built-in prior called ``name`` with ``n_components`` clusters, mixture components or
+    (VampPrior) pseudo-inputs. Its random start (mixture means, pseudo-inputs) is drawn from
+    ``seed`` when given, leaving the global random state alone, and from that state otherwise."""
+    if name not in PRIORS:
+        raise ValueError(f"unknown prior {name!r}; choose one of {', '.join(PRIORS)}")
+    if seed is None:
+        return PRIORS[name][1](n_components, latent_dim, x_dim)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return PRIORS[name][1](n_components, latent_dim, x_dim)

@@ -61,7 +61,9 @@ class GMVAEModule(PyroModule):
         self.y_encoder = mlp([x_dim, *hidden_dims, n_clusters])
         self.z_encoder = make_z_guide(z_guide, x_dim, n_clusters, hidden_dims, latent_dim)
         self.decoder = mlp([latent_dim, *reversed(hidden_dims), self.likelihood.setup(x_dim)])
-        xavier_init_(self)
+        # only the networks built here: a prior or guide passed in keeps its parameters
+        xavier_init_(self.y_encoder)
+        xavier_init_(self.decoder)
 
     # ----------------------------------------------------------------- model and guide
     def elbo(self) -> ELBO:
@@ -112,14 +114,15 @@ class GMVAEModule(PyroModule):
         ``kl_y`` = KL(q(y|x)||p(y)); the negative ELBO is their sum. Valid for models trained in
         any discrete mode, since the generative model is the same.
         """
-        probs = self.cluster_probs(x)  # (N, K)
+        log_q_y = F.log_softmax(self.y_encoder(x), -1)  # (N, K)
+        probs = log_q_y.exp()
         y = self._all_clusters(x)
         q_z = self.z_encoder.distribution(x, y)  # batch (K, N)
         z = q_z.rsample()
         log_lik = self.likelihood(self.decoder(z)).log_prob(x)  # (K, N)
         kl_z = kl_or_estimate(q_z, self.prior(y), z)  # (K, N)
         log_p_y = F.log_softmax(self.prior.y_logits().to(x), -1)
-        kl_y = (probs * (probs.clamp_min(1e-12).log() - log_p_y)).sum(-1)
+        kl_y = (probs * (log_q_y - log_p_y)).sum(-1)
         return {
             "reconstruction": -(probs * log_lik.T).sum(-1),
             "kl_z": (probs * kl_z.T).sum(-1),

@@ -24,7 +24,9 @@ def importance_log_likelihood(
 
     log p(x) ~= log (1/S) sum_s p(x | z_s) p(z_s) / q(z_s | x), z_s ~ q(z | x), with any discrete
     y summed out exactly in both p(z) and q(z | x). It lower-bounds log p(x) in expectation and
-    tightens as S grows (Burda et al., 2016); S=1 is the ELBO's Monte Carlo estimate.
+    tightens as S grows (Burda et al., 2016). S=1 estimates the ELBO of the marginal pair
+    p(x, z), q(z | x): for a VAE that is the model's ELBO; for a GMVAE, whose ELBO (``score``)
+    keeps y in q(y, z | x), it is higher by E_q[KL(q(y | x, z) || p(y | x, z))] >= 0.
     """
     if n_samples < 1:
         raise ValueError(f"n_samples must be at least 1, got {n_samples}")

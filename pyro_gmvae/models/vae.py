@@ -49,7 +49,7 @@ class VAEModule(PyroModule):
             )
         self.z_encoder = make_z_guide(z_guide, x_dim, 0, hidden_dims, latent_dim)
         self.decoder = mlp([latent_dim, *reversed(hidden_dims), self.likelihood.setup(x_dim)])
-        xavier_init_(self)
+        xavier_init_(self.decoder)  # only the network built here (guides start themselves)
         if hasattr(self.prior, "bind"):  # priors built from the guide (VampPrior)
             self.prior.bind(self.z_encoder)
 
@@ -117,5 +117,3 @@ class AEModule(VAEModule):
     def elbo_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"reconstruction": -self.likelihood(self.decoder(self.latent_mean(x))).log_prob(x)}
 
-    def sample_posterior(self, x: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        raise ValueError("an autoencoder defines no density of x: it has no log-likelihood")

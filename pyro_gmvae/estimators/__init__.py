@@ -1,0 +1,8 @@
+"""User-facing estimators in the style of scikit-learn's ``GaussianMixture``: one file per
+estimator over a shared base (``base``) and persistence (``persistence``)."""
+
+from .base import ClusterCollapseWarning, LatentEstimator, NotFittedError
+from .gmvae import GMVAE
+from .vae import AE, VAE
+
+__all__ = ["AE", "GMVAE", "VAE", "ClusterCollapseWarning", "LatentEstimator", "NotFittedError"]

@@ -1,0 +1,402 @@
+"""What every estimator shares: parameters in scikit-learn's style, input checks, fitting through
+the training engine, scoring, and the random-state rules.
+
+An estimator's configuration is its constructor parameters (``get_params``); ``configuration()``
+is the same as plain data, with components passed as objects described by their type.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+
+from ..components import make_likelihood
+from ..components.likelihoods import BernoulliLikelihood
+from ..components.priors import PRIORS, make_prior
+from ..data import as_data_tensor
+from ..models import importance_log_likelihood
+from ..training import (
+    DiscreteScheduleCallback,
+    EpochMetricsCallback,
+    TrainingPlan,
+    local_seed,
+    make_loader,
+    svi_loss,
+    train,
+)
+
+# Parameters that change how a fit runs, not the model it fits: a checkpoint may be resumed
+# with other values of these (more epochs, another device).
+FIT_SETTINGS = ("epochs", "progress_bar", "accelerator", "devices", "strategy", "monitor_size")
+
+COMMON_DOC = """
+    latent_dim : size of z.
+    hidden_dims : hidden layer sizes of every encoder and (reversed) of the decoder.
+    likelihood : ``"bernoulli"``, ``"continuous-bernoulli"``, ``"gaussian"`` or a
+        ``Likelihood`` instance (copied: the fitted one is in ``module_``).
+    epochs, batch_size, lr : optimisation (Adam).
+    binarize : draw x ~ Bernoulli(pixels) afresh for every batch (dynamic binarization).
+    seed : seeds every random draw of ``fit``; same seed, same numbers. The caller's random
+        state is restored afterwards.
+    accelerator, devices, strategy : passed to ``lightning.Trainer`` (e.g. ``"gpu"``, ``1``).
+    progress_bar : report progress: a bar per training phase on a terminal or in Jupyter, one
+        line per epoch elsewhere.
+    monitor_size : the per-epoch log (ELBO terms, and ACC/NMI/ARI when labels are given) is
+        computed on a fixed random subset of this many training points (all when None); it
+        draws from a generator of its own, so it never changes the fitted model.
+
+    Fitted attributes end in ``_``: ``module_`` (the Pyro model/guide with the fitted prior,
+    guide and networks; components passed in stay as they were), ``history_`` (one dict of
+    logged metrics per epoch), ``n_features_in_``, ``image_shape_``, ``pretrain_seconds_``.
+"""
+
+
+class ClusterCollapseWarning(UserWarning):
+    """A fit left a cluster almost empty or put almost all the data in one cluster."""
+
+
+class NotFittedError(RuntimeError):
+    """A method that needs a fitted model was called before ``fit`` or ``load``."""
+
+
+def check_positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int | np.integer) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be positive, got {value}")
+
+
+def describe(value: Any) -> Any:
+    """A parameter as plain data: numbers, strings and sequences of them as they are, any other
+    object (a prior, guide factory or likelihood passed in) as ``{"object": its type}``."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple) and all(
+        v is None or isinstance(v, bool | int | float | str) for v in value
+    ):
+        return list(value)
+    kind = value if isinstance(value, type) else getattr(value, "func", type(value))
+    return {"object": f"{kind.__module__}.{kind.__qualname__}"}
+
+
+def is_object(described: Any) -> bool:
+    return isinstance(described, dict) and set(described) == {"object"}
+
+
+class LatentEstimator(BaseEstimator):
+    """Shared machinery of the estimators. Subclasses define ``_build(x_dim)`` (the Pyro module)
+    and their ``__init__`` (every parameter stored as given, so that scikit-learn's ``clone``,
+    ``get_params`` and ``set_params`` work); models that pre-train set ``_pretrain`` and
+    ``_prior_has_y``, and may extend ``_check_params``, ``_data`` and ``_after_fit``."""
+
+    _pretrain: Callable | None = None  # a pyro_gmvae.pretrain function, in models that pre-train
+    _prior_has_y = False  # whether the model's named priors are conditioned on a y
+
+    def __init__(
+        self,
+        *,
+        latent_dim: int,
+        hidden_dims: Sequence[int],
+        likelihood: Any,
+        epochs: int,
+        batch_size: int,
+        lr: float,
+        binarize: bool,
+        seed: int,
+        accelerator: str,
+        devices: Any,
+        strategy: Any,
+        progress_bar: bool,
+        monitor_size: int | None,
+    ) -> None:
+        self.latent_dim = latent_dim
+        self.hidden_dims = hidden_dims
+        self.likelihood = likelihood
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.binarize = binarize
+        self.seed = seed
+        self.accelerator = accelerator
+        self.devices = devices
+        self.strategy = strategy
+        self.progress_bar = progress_bar
+        self.monitor_size = monitor_size
+        self._check_params()
+
+    # --------------------------------------------------------------------------- parameters
+    def _check_params(self) -> None:
+        """Raise a clear error for a bad parameter (at construction and again at ``fit``, after
+        any ``set_params``)."""
+        for name in ("latent_dim", "epochs", "batch_size"):
+            check_positive_int(name, getattr(self, name))
+        if not isinstance(self.seed, int | np.integer) or isinstance(self.seed, bool):
+            raise TypeError(f"seed must be an integer, got {self.seed!r}")
+        hidden = self.hidden_dims
+        if (
+            not isinstance(hidden, Sequence)
+            or not hidden
+            or any(not isinstance(h, int | np.integer) or h < 1 for h in hidden)
+        ):
+            raise ValueError(f"hidden_dims must be a sequence of positive sizes, got {hidden!r}")
+        if not isinstance(self.lr, int | float) or self.lr <= 0:
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if self.monitor_size is not None:
+            check_positive_int("monitor_size", self.monitor_size)
+        make_likelihood(self.likelihood)  # fails now on a bad likelihood, not after loading data
+
+    def _check_prior(self) -> None:
+        """A named prior must exist and suit the model (with or without y)."""
+        if not isinstance(self.prior, str):
+            return
+        if self.prior not in PRIORS:
+            raise ValueError(f"unknown prior {self.prior!r}; choose one of {', '.join(PRIORS)}")
+        if PRIORS[self.prior][0] != self._prior_has_y:
+            other = "GMVAE" if PRIORS[self.prior][0] else "VAE"
+            raise ValueError(
+                f"the {self.prior!r} prior {'has' if PRIORS[self.prior][0] else 'has no'} y: "
+                f"use {other}"
+            )
+
+    def _placeable(self) -> bool:
+        """Whether pre-training can place the prior's components."""
+        raise NotImplementedError
+
+    def _check_init(self) -> None:
+        if self.init not in ("auto", "pretrain", "random"):
+            raise ValueError(f"init must be 'auto', 'pretrain' or 'random', got {self.init!r}")
+        check_positive_int("pretrain_epochs", self.pretrain_epochs)
+        if self.init == "pretrain" and not self._placeable():
+            name = repr(self.prior) if isinstance(self.prior, str) else type(self.prior).__name__
+            raise ValueError(
+                f"init='pretrain' places a mixture prior's components (set_components) at "
+                f"clusters of pre-trained codes; the {name} prior has none: pass init='random'"
+            )
+
+    def resolved_init(self) -> str:
+        """``init`` with ``"auto"`` resolved: pre-training where the prior can be placed."""
+        if self.init != "auto":
+            return self.init
+        return "pretrain" if self._placeable() else "random"
+
+    def configuration(self, fit_settings: bool = True) -> dict[str, Any]:
+        """The parameters as plain data (``describe``), with the model's name; without
+        ``fit_settings``, only those that define the fitted model (what a checkpoint carries)."""
+        out: dict[str, Any] = {"model": type(self).__name__}
+        for name, value in self.get_params(deep=False).items():
+            if fit_settings or name not in FIT_SETTINGS:
+                out[name] = describe(value)
+        return out
+
+    # --------------------------------------------------------------------------- building
+    def _build(self, x_dim: int) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _make_prior(self, x_dim: int, n_components: int) -> torch.nn.Module:
+        """A named prior built now (from the fit's seed), or a copy of the user's module, so
+        that fitting never trains the object the user passed (the fitted one is
+        ``module_.prior``)."""
+        if isinstance(self.prior, str):
+            return make_prior(self.prior, n_components, self.latent_dim, x_dim)
+        return copy.deepcopy(self.prior)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "module_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit or load")
+
+    def _data(self, X, fitting: bool = False) -> torch.Tensor:
+        X, image_shape = as_data_tensor(X, None if fitting else self.n_features_in_)
+        if fitting:
+            self.n_features_in_, self.image_shape_ = X.shape[1], image_shape
+        make_likelihood(self.likelihood).validate(X)
+        return X
+
+    # --------------------------------------------------------------------------- fitting
+    def fit(
+        self, X, y=None, *, run_dir: str | Path | None = None, ckpt_path: str | Path | None = None
+    ):
+        """Fit the model to ``X`` (labels ``y``, if given, are only used to log ACC/NMI/ARI).
+
+        With ``run_dir`` the metrics of every epoch go to ``run_dir/metrics.csv`` and a
+        checkpoint to ``run_dir/checkpoints/last.ckpt``; ``ckpt_path`` resumes from such a
+        checkpoint (it must come from the same configuration; only ``epochs`` and the other
+        fit settings may differ).
+        """
+        self._check_params()
+        X = self._data(X, fitting=True)
+        labels = None
+        if y is not None:
+            labels = np.asarray(y).ravel()
+            if len(labels) != len(X):
+                raise ValueError(f"{len(labels)} labels for {len(X)} samples")
+        if ckpt_path is not None and not Path(ckpt_path).exists():
+            raise FileNotFoundError(f"no checkpoint at {ckpt_path}")
+        devices = {
+            "accelerator": self.accelerator,
+            "devices": self.devices,
+            "strategy": self.strategy,
+            "progress_bar": self.progress_bar,
+        }
+        with local_seed(self.seed):
+            L.seed_everything(self.seed, verbose=False)  # also for Lightning's worker processes
+            module = self._build(X.shape[1])
+            start = time.perf_counter()
+            if ckpt_path is None and self.resolved_init() == "pretrain":
+                self._pretrain(
+                    module,
+                    X,
+                    seed=self.seed,
+                    batch_size=self.batch_size,
+                    lr=1e-3,
+                    binarize=self.binarize,
+                    autoencoder_epochs=self.pretrain_epochs,
+                    **devices,
+                )
+            self.pretrain_seconds_ = time.perf_counter() - start
+            plan = TrainingPlan(
+                module,
+                svi_loss(module, module.elbo()),
+                lr=self.lr,
+                binarize=self.binarize,
+                config=self.configuration(fit_settings=False),
+            )
+            monitor = torch.randperm(len(X), generator=torch.Generator().manual_seed(self.seed))
+            monitor = monitor[: self.monitor_size].sort().values
+            callbacks = [
+                DiscreteScheduleCallback(),
+                EpochMetricsCallback(
+                    X[monitor],
+                    None if labels is None else labels[monitor],
+                    monitor_terms,
+                    seed=self.seed,
+                ),
+            ]
+            history = train(
+                plan,
+                make_loader(X, self.batch_size, self.seed),
+                self.epochs,
+                callbacks=callbacks,
+                run_dir=run_dir,
+                ckpt_path=ckpt_path,
+                **devices,
+            )
+        self.module_ = module.cpu().eval()
+        self.history_ = history
+        self._after_fit(X)
+        return self
+
+    def _after_fit(self, X: torch.Tensor) -> None:
+        """Hook for fitted attributes computed from the data."""
+
+    # --------------------------------------------------------------------------- inference
+    @torch.no_grad()
+    def _batched(self, fn, X: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        return torch.cat([fn(X[i : i + batch_size]) for i in range(0, len(X), batch_size)])
+
+    def transform(self, X) -> np.ndarray:
+        """Latent means E_q[z | x], shape (N, latent_dim)."""
+        self._check_fitted()
+        return self._batched(self.module_.latent_mean, self._data(X)).numpy()
+
+    def reconstruct(self, X) -> np.ndarray:
+        """Reconstructions: the mean of p(x | z) at the guide's point estimate of z."""
+        self._check_fitted()
+        return self._batched(self.module_.reconstruct, self._data(X)).numpy()
+
+    def score_samples(self, X) -> np.ndarray:
+        """The ELBO of each sample in nats (discrete y summed out exactly, KL(z) analytic where
+        torch has it). Its one draw of z per point comes from a generator seeded by ``seed``:
+        the same model and data give the same numbers, and the caller's random state is left
+        alone."""
+        self._check_fitted()
+
+        def elbo(x):
+            return -sum(self.module_.elbo_terms(x).values())
+
+        X = self._data(X)
+        with local_seed(self.seed):
+            return self._batched(elbo, X).numpy()
+
+    def score(self, X, y=None) -> float:
+        """The mean ELBO per sample (higher is better)."""
+        return float(self.score_samples(X).mean())
+
+    def log_likelihood(self, X, n_samples: int = 1000, seed: int = 0) -> np.ndarray:
+        """Importance-weighted estimate of log p(x) per sample with ``n_samples`` draws from the
+        guide (y summed out where the model has one): the common yardstick across priors. The
+        draws come from a generator seeded by ``seed``; the caller's random state is left alone.
+
+        With a Bernoulli likelihood the number is a log-probability only for binary data: on
+        grey levels it is a cross-entropy, not comparable with published log-likelihoods
+        (which use binarised images), and a warning says so."""
+        self._check_fitted()
+        check_positive_int("n_samples", n_samples)
+        X = self._data(X)
+        if isinstance(self.module_.likelihood, BernoulliLikelihood) and not _binary(X):
+            warnings.warn(
+                "the data is not binary: a Bernoulli likelihood on grey levels is not a "
+                "normalised density, so this is not a log-likelihood comparable with "
+                "binarised-data results (binarise the data, e.g. torch.bernoulli(X))",
+                UserWarning,
+                stacklevel=2,
+            )
+        with local_seed(seed):
+            return self._batched(
+                lambda x: importance_log_likelihood(self.module_, x, n_samples),
+                X,
+                batch_size=max(1, 20000 // n_samples),
+            ).numpy()
+
+    def _check_n_samples(self, n_samples: int) -> None:
+        self._check_fitted()
+        check_positive_int("n_samples", n_samples)
+
+    # --------------------------------------------------------------------------- persistence
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Save the fitted model (parameters, weights, fitted attributes) to ``path``; an
+        existing file is replaced only with ``overwrite=True``, and only once the new one is
+        completely written."""
+        from .persistence import save
+
+        return save(self, path, overwrite)
+
+    @classmethod
+    def load(cls, path: str | Path, **components: Any):
+        """Load a model saved by :meth:`save`. Components that were passed as objects (a prior,
+        a guide factory, a likelihood) must be passed again by name; change fit settings such
+        as ``progress_bar`` afterwards with ``set_params``."""
+        from .persistence import load
+
+        return load(cls, path, components)
+
+
+def _binary(X: torch.Tensor) -> bool:
+    return bool(((X == 0) | (X == 1)).all())
+
+
+@torch.no_grad()
+def monitor_terms(module: torch.nn.Module, X: torch.Tensor, batch_size: int = 1000) -> dict:
+    """Mean ELBO terms over ``X`` and, for models with clusters, predicted clusters."""
+    was_training = module.training
+    module.eval()
+    sums: dict[str, float] = {}
+    labels = []
+    for i in range(0, len(X), batch_size):
+        x = X[i : i + batch_size]
+        for name, value in module.elbo_terms(x).items():
+            sums[name] = sums.get(name, 0.0) + float(value.sum())
+        if hasattr(module, "cluster_probs"):
+            labels.append(module.cluster_probs(x).argmax(-1).cpu())
+    module.train(was_training)
+    terms = {f"train_{k}": v / len(X) for k, v in sums.items()}
+    terms["train_elbo"] = -sum(terms.values())
+    return {"terms": terms, "labels": torch.cat(labels).numpy() if labels else None}

@@ -1,0 +1,192 @@
+"""``GMVAE``: the Gaussian-mixture VAE as a scikit-learn-style clustering estimator."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..components import make_discrete
+from ..models import GMVAEModule
+from ..pretrain import pretrain
+from ..training import local_seed
+from .base import COMMON_DOC, ClusterCollapseWarning, LatentEstimator, check_positive_int
+
+
+class GMVAE(LatentEstimator):
+    (
+        """Gaussian-mixture VAE for clustering, fit by stochastic variational inference.
+
+    Parameters
+    ----------
+    n_clusters : K, the number of mixture components (>= 2 and <= the number of samples).
+    latent_dim, hidden_dims : see below.
+    discrete : how y is treated: ``"enumerate"`` (exact sum over y), ``"relaxed"``
+        (Gumbel-softmax), ``"straight-through"`` (hard Gumbel-softmax), ``"score-function"``
+        (REINFORCE), or a ``DiscreteStrategy`` instance (copied).
+    prior : the prior on z given y: ``"learned-mixture"`` (one learned Gaussian per cluster),
+        ``"fixed-mixture"`` (well-separated means drawn from the seed, not trained), or a module
+        (copied; e.g. ``FixedMixturePrior(means, variances, weights)``).
+    z_guide : ``"diagonal"``, ``"low-rank"``, ``"full"``, ``"flow"`` or a guide factory.
+    temperature, min_temperature, decay_rate : Gumbel-softmax annealing for relaxed modes,
+        ``max(temperature * exp(-decay_rate * epoch), min_temperature)``.
+    init : ``"pretrain"`` starts from an autoencoder + t-SNE + Gaussian-mixture clustering of
+        the codes (see :mod:`pyro_gmvae.pretrain`); ``"random"`` from random weights, as the
+        reference implementations do; ``"auto"`` (default) pre-trains when the prior's
+        components can be placed (``set_components``) and starts at random otherwise.
+    pretrain_epochs : epochs of autoencoder pre-training (q(y|x) is then fitted to the
+        mixture's responsibilities for a third as many epochs, at least 1).
+    """
+        + COMMON_DOC
+        + """
+    Also ``cluster_weights_`` (share of the data in each cluster).
+    """
+    )
+
+    _pretrain = staticmethod(pretrain)
+    _prior_has_y = True
+    has_clusters = True  # predict / predict_proba assign samples to the K clusters
+
+    def __init__(
+        self,
+        n_clusters: int = 10,
+        latent_dim: int = 64,
+        hidden_dims: Sequence[int] = (512, 512),
+        discrete: Any = "enumerate",
+        prior: str | torch.nn.Module = "learned-mixture",
+        z_guide: Any = "diagonal",
+        temperature: float = 1.0,
+        min_temperature: float = 0.5,
+        decay_rate: float = 0.013862944,
+        likelihood: Any = "bernoulli",
+        epochs: int = 100,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        binarize: bool = False,
+        init: str = "auto",
+        pretrain_epochs: int = 15,
+        seed: int = 0,
+        accelerator: str = "auto",
+        devices: Any = "auto",
+        strategy: Any = "auto",
+        progress_bar: bool = True,
+        monitor_size: int | None = 2000,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.discrete = discrete
+        self.prior = prior
+        self.z_guide = z_guide
+        self.temperature = temperature
+        self.min_temperature = min_temperature
+        self.decay_rate = decay_rate
+        self.init = init
+        self.pretrain_epochs = pretrain_epochs
+        super().__init__(
+            latent_dim=latent_dim,
+            hidden_dims=hidden_dims,
+            likelihood=likelihood,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            binarize=binarize,
+            seed=seed,
+            accelerator=accelerator,
+            devices=devices,
+            strategy=strategy,
+            progress_bar=progress_bar,
+            monitor_size=monitor_size,
+        )
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_positive_int("n_clusters", self.n_clusters)
+        if self.n_clusters < 2:
+            raise ValueError(f"n_clusters must be at least 2, got {self.n_clusters}")
+        self._check_prior()
+        self._check_init()
+        self._make_discrete()  # fails now on a bad discrete mode or temperature schedule
+
+    def _placeable(self) -> bool:
+        if isinstance(self.prior, str):
+            return self.prior == "learned-mixture"
+        return hasattr(self.prior, "set_components")
+
+    def _make_discrete(self):
+        if self.discrete in ("relaxed", "straight-through"):
+            return make_discrete(
+                self.discrete,
+                temperature=self.temperature,
+                min_temperature=self.min_temperature,
+                decay_rate=self.decay_rate,
+            )
+        return make_discrete(self.discrete)
+
+    def _build(self, x_dim: int) -> GMVAEModule:
+        return GMVAEModule(
+            x_dim,
+            self.n_clusters,
+            self.latent_dim,
+            tuple(self.hidden_dims),
+            likelihood=self.likelihood,
+            discrete=self._make_discrete(),
+            prior=self._make_prior(x_dim, self.n_clusters),
+            z_guide=self.z_guide,
+        )
+
+    def _data(self, X, fitting: bool = False) -> torch.Tensor:
+        X = super()._data(X, fitting)
+        if fitting and self.n_clusters > X.shape[0]:
+            raise ValueError(
+                f"n_clusters={self.n_clusters} is larger than the number of samples ({X.shape[0]})"
+            )
+        return X
+
+    def _after_fit(self, X: torch.Tensor) -> None:
+        self.cluster_weights_ = np.bincount(self.predict(X), minlength=self.n_clusters) / len(X)
+        w = self.cluster_weights_
+        if w.max() > 0.9 or w.min() < 0.1 / self.n_clusters:
+            warnings.warn(
+                f"cluster collapse: cluster sizes range from {w.min():.1%} to {w.max():.1%} of "
+                "the data; try another seed, more epochs or fewer clusters",
+                ClusterCollapseWarning,
+                stacklevel=3,
+            )
+
+    def predict_proba(self, X) -> np.ndarray:
+        """q(y | x): the posterior probability of each cluster, shape (N, K), rows sum to 1."""
+        self._check_fitted()
+        return self._batched(self.module_.cluster_probs, self._data(X)).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable cluster of each sample under q(y | x)."""
+        return self.predict_proba(X).argmax(1)
+
+    @torch.no_grad()
+    def sample(
+        self, n_samples: int = 1, cluster: int | None = None, seed: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n_samples`` from the model: y ~ p(y) (or fixed to ``cluster``),
+        z ~ p(z | y), and the mean of p(x | z). Returns ``(X, clusters)`` like scikit-learn.
+        With ``seed`` the draws come from a generator of their own (the caller's random state is
+        left alone); without, from torch's global one."""
+        self._check_n_samples(n_samples)
+        if cluster is not None and not 0 <= cluster < self.n_clusters:
+            raise ValueError(f"cluster must be in [0, {self.n_clusters - 1}], got {cluster}")
+
+        def draw() -> tuple[torch.Tensor, torch.Tensor]:
+            if cluster is None:
+                p_y = torch.distributions.Categorical(logits=self.module_.prior.y_logits())
+                clusters = p_y.sample((n_samples,))
+            else:
+                clusters = torch.full((n_samples,), int(cluster))
+            return self.module_.generate(clusters), clusters
+
+        if seed is None:
+            X, clusters = draw()
+        else:
+            with local_seed(seed):
+                X, clusters = draw()
+        return X.numpy(), clusters.numpy()

@@ -1,0 +1,104 @@
+"""Components and arrays passed in are the user's: models start from them as given, never
+re-initialise or train them in place; scikit-learn's parameter protocol holds."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_kwargs
+from sklearn.base import clone
+from torch import nn
+
+from pyro_gmvae import GMVAE, VAE
+from pyro_gmvae.components import (
+    DiagonalNormalGuide,
+    LearnedMixturePrior,
+    MixturePrior,
+    ScoreFunction,
+)
+from pyro_gmvae.models import GMVAEModule, VAEModule
+
+
+def placed_prior():
+    prior = LearnedMixturePrior(2, 2)
+    prior.set_components(torch.tensor([[5.0, 5.0], [-5.0, -5.0]]), torch.ones(2, 2))
+    return prior
+
+
+def test_a_prior_passed_to_a_model_keeps_its_parameters():
+    prior = placed_prior()
+    module = GMVAEModule(4, n_clusters=2, latent_dim=2, hidden_dims=(8,), prior=prior)
+    loc, var = module.prior.params(torch.eye(2))
+    torch.testing.assert_close(loc, torch.tensor([[5.0, 5.0], [-5.0, -5.0]]))
+    torch.testing.assert_close(var, torch.ones(2, 2), rtol=1e-4, atol=1e-6)
+    vade = MixturePrior(2, 2)
+    vade.set_components(torch.tensor([[3.0, 0.0], [0.0, 3.0]]), torch.ones(2, 2))
+    module = VAEModule(4, latent_dim=2, hidden_dims=(8,), prior=vade)
+    torch.testing.assert_close(module.prior.means, torch.tensor([[3.0, 0.0], [0.0, 3.0]]))
+
+
+class ConstantStartGuide(DiagonalNormalGuide):
+    """A user's guide whose own start is known: every weight 0.01."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        for p in self.parameters():
+            nn.init.constant_(p, 0.01)
+
+
+def test_a_guide_made_by_a_users_factory_keeps_its_start():
+    for module in (
+        GMVAEModule(4, n_clusters=2, latent_dim=2, hidden_dims=(8,), z_guide=ConstantStartGuide),
+        VAEModule(4, latent_dim=2, hidden_dims=(8,), z_guide=ConstantStartGuide),
+    ):
+        for p in module.z_encoder.parameters():
+            assert torch.all(p == 0.01)
+
+
+def test_fitting_starts_from_the_users_prior_and_leaves_it_untouched(digits_small):
+    prior = placed_prior()
+    before = {k: v.clone() for k, v in prior.state_dict().items()}
+    model = GMVAE(**tiny_kwargs(n_clusters=2, latent_dim=2, prior=prior))
+    start = model._build(digits_small.X.shape[1]).prior
+    placed = torch.tensor([[5.0, 5.0], [-5.0, -5.0]])
+    torch.testing.assert_close(start.params(torch.eye(2))[0], placed)
+    model.fit(digits_small.X)
+    for k, v in prior.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert model.module_.prior is not prior  # the fitted one is module_.prior
+    assert not torch.equal(model.module_.prior.loc.weight, prior.loc.weight)
+
+
+def test_a_strategy_instance_passed_in_is_not_mutated(digits_small):
+    strategy = ScoreFunction()
+    GMVAE(**tiny_kwargs(discrete=strategy)).fit(digits_small.X)
+    assert int(strategy.baseline_updates) == 0 and float(strategy.baseline) == 0.0
+
+
+def test_the_users_array_is_not_changed(digits_small):
+    X = digits_small.X.numpy().copy()
+    kept = X.copy()
+    GMVAE(**tiny_kwargs(epochs=1, binarize=True)).fit(X)
+    np.testing.assert_array_equal(X, kept)
+
+
+def test_clone_get_params_and_set_params_follow_scikit_learn():
+    model = GMVAE(n_clusters=4, latent_dim=3, hidden_dims=[16], prior=placed_prior())
+    copy = clone(model)
+    params, copied = model.get_params(), copy.get_params()
+    assert params.keys() == copied.keys()
+    assert all(copied[k] == v for k, v in params.items() if k != "prior")
+    assert copied["prior"] is not params["prior"]  # components are copied, never shared
+    assert copy.set_params(n_clusters=5).n_clusters == 5 and model.n_clusters == 4
+    assert clone(VAE(prior="vamp", n_components=7)).get_params()["n_components"] == 7
+    assert "GMVAE(hidden_dims=[16], latent_dim=3, n_clusters=4" in repr(model)
+
+
+def test_a_pandas_frame_is_accepted_quietly(digits_small):
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(digits_small.X.numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = GMVAE(**tiny_kwargs(epochs=1)).fit(frame)
+        model.predict(frame)
