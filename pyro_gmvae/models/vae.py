@@ -116,4 +116,3 @@ class AEModule(VAEModule):
 
     def elbo_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"reconstruction": -self.likelihood(self.decoder(self.latent_mean(x))).log_prob(x)}
-
