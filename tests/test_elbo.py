@@ -95,6 +95,8 @@ def test_gumbel_softmax_guide_samples_and_kl():
     soft = GumbelSoftmaxCategorical(logits, torch.tensor(0.5)).rsample()
     assert torch.allclose(soft.sum(-1), torch.ones(5))
     assert ((soft > 0) & (soft < 1)).all()
+    # the declared support holds its samples: simplex points, not one-hot vectors
+    assert GumbelSoftmaxCategorical(logits, torch.tensor(0.5)).support.check(soft).all()
     hard = GumbelSoftmaxCategorical(logits, torch.tensor(0.5), hard=True).rsample()
     assert set(hard.detach().unique().tolist()) <= {0.0, 1.0}
     assert torch.allclose(hard.sum(-1), torch.ones(5))

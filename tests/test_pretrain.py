@@ -55,6 +55,15 @@ def test_mixture_prior_takes_the_given_components():
     torch.testing.assert_close(prior().mixture_distribution.probs, torch.tensor([0.25, 0.75]))
 
 
+def test_mixture_prior_variances_have_a_floor():
+    prior = MixturePrior(2, 3, min_var=1e-4)
+    with torch.no_grad():
+        prior.log_scales.fill_(-100.0)  # a component shrunk onto one code
+    torch.testing.assert_close(prior.components().variance, torch.full((2, 3), 1e-4))
+    prior.set_components(torch.zeros(2, 3), torch.full((2, 3), 1e-6))  # below the floor
+    assert (prior.components().variance >= 1e-4).all()
+
+
 def test_component_moments_are_the_weighted_moments():
     codes = torch.tensor([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [10.0, 10.0]])
     resp = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0], [0.0, 1.0]])
@@ -149,12 +158,17 @@ class BareGuide(torch.nn.Module):
         return self._out(x, y)[0]
 
 
-def test_a_users_guide_works_with_the_default_init(digits_small):
+def test_a_users_guide_works_with_the_default_init(digits_small, tmp_path):
     kw = tiny_kwargs(z_guide=ScaledGuide, init="auto", pretrain_epochs=2)
     model = GMVAE(**kw)
     assert model.resolved_init() == "pretrain"
     model.fit(digits_small.X)
     assert np.isfinite(model.score(digits_small.X))
+    path = model.save(tmp_path / "model.pt")
+    with pytest.raises(ValueError, match="z_guide=test_pretrain.ScaledGuide"):
+        GMVAE.load(path)  # recorded as the user's class, not as the built-in it extends
+    loaded = GMVAE.load(path, z_guide=ScaledGuide)
+    np.testing.assert_allclose(loaded.transform(digits_small.X), model.transform(digits_small.X))
     with pytest.raises(ValueError, match="z-guide with reset_y_input\\(\\); BareGuide has none"):
         GMVAE(**{**kw, "z_guide": BareGuide}).fit(digits_small.X)
     GMVAE(**{**kw, "z_guide": BareGuide, "init": "random"}).fit(digits_small.X)
