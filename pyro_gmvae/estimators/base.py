@@ -8,6 +8,7 @@ is the same as plain data, with components passed as objects described by their 
 from __future__ import annotations
 
 import copy
+import inspect
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -400,3 +401,12 @@ def monitor_terms(module: torch.nn.Module, X: torch.Tensor, batch_size: int = 10
     terms = {f"train_{k}": v / len(X) for k, v in sums.items()}
     terms["train_elbo"] = -sum(terms.values())
     return {"terms": terms, "labels": torch.cat(labels).numpy() if labels else None}
+
+
+# The base's parameters, which each estimator's __init__ passes on by keyword.
+BASE_PARAMS = tuple(inspect.signature(LatentEstimator.__init__).parameters)[1:]
+
+
+def base_params(values: dict[str, Any]) -> dict[str, Any]:
+    """The base's parameters picked by name from an ``__init__``'s ``locals()``."""
+    return {name: values[name] for name in BASE_PARAMS}

@@ -13,7 +13,13 @@ from ..components import make_discrete
 from ..models import GMVAEModule
 from ..pretrain import pretrain
 from ..training import local_seed
-from .base import COMMON_DOC, ClusterCollapseWarning, LatentEstimator, check_positive_int
+from .base import (
+    COMMON_DOC,
+    ClusterCollapseWarning,
+    LatentEstimator,
+    base_params,
+    check_positive_int,
+)
 
 
 class GMVAE(LatentEstimator):
@@ -84,21 +90,7 @@ class GMVAE(LatentEstimator):
         self.decay_rate = decay_rate
         self.init = init
         self.pretrain_epochs = pretrain_epochs
-        super().__init__(
-            latent_dim=latent_dim,
-            hidden_dims=hidden_dims,
-            likelihood=likelihood,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            binarize=binarize,
-            seed=seed,
-            accelerator=accelerator,
-            devices=devices,
-            strategy=strategy,
-            progress_bar=progress_bar,
-            monitor_size=monitor_size,
-        )
+        super().__init__(**base_params(locals()))
 
     def _check_params(self) -> None:
         super()._check_params()

@@ -11,7 +11,7 @@ import torch
 from ..models import AEModule, VAEModule
 from ..pretrain import pretrain_mixture_prior
 from ..training import local_seed
-from .base import COMMON_DOC, LatentEstimator, check_positive_int
+from .base import COMMON_DOC, LatentEstimator, base_params, check_positive_int
 
 # components of a named prior when n_components is not given
 DEFAULT_COMPONENTS = {"mixture-marginal": 10, "vamp": 50}
@@ -67,21 +67,7 @@ class VAE(LatentEstimator):
         self.z_guide = z_guide
         self.init = init
         self.pretrain_epochs = pretrain_epochs
-        super().__init__(
-            latent_dim=latent_dim,
-            hidden_dims=hidden_dims,
-            likelihood=likelihood,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            binarize=binarize,
-            seed=seed,
-            accelerator=accelerator,
-            devices=devices,
-            strategy=strategy,
-            progress_bar=progress_bar,
-            monitor_size=monitor_size,
-        )
+        super().__init__(**base_params(locals()))
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -192,21 +178,7 @@ class AE(LatentEstimator):
         progress_bar: bool = True,
         monitor_size: int | None = 2000,
     ) -> None:
-        super().__init__(
-            latent_dim=latent_dim,
-            hidden_dims=hidden_dims,
-            likelihood=likelihood,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            binarize=binarize,
-            seed=seed,
-            accelerator=accelerator,
-            devices=devices,
-            strategy=strategy,
-            progress_bar=progress_bar,
-            monitor_size=monitor_size,
-        )
+        super().__init__(**base_params(locals()))
 
     def resolved_init(self) -> str:
         return "random"
