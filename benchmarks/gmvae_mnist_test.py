@@ -135,7 +135,9 @@ def markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--modes", nargs="+", default=["enumerate", "relaxed"])
+    p.add_argument(
+        "--discrete", nargs="+", default=["enumerate", "relaxed"], help="treatments of y to run"
+    )
     p.add_argument("--epochs-enumerate", type=int, default=10)
     p.add_argument("--epochs-relaxed", type=int, default=20)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
     ]
     runs = []
     for options, seeds in configs:
-        for mode in args.modes:
+        for mode in args.discrete:
             epochs = args.epochs_enumerate if mode == "enumerate" else args.epochs_relaxed
             for seed in seeds:
                 run = fit_one(X, y, mode, epochs, seed, **options)

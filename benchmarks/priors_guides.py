@@ -117,7 +117,7 @@ def markdown(result: dict) -> str:
         f"random init unless the row says init=pretrain ({PRETRAIN_EPOCHS} autoencoder epochs "
         f"first), {result['threads']} torch thread(s), {result['machine']}.",
         "",
-        "| model | prior / y-guide / z-guide | held-out ELBO | IW log p(x) "
+        "| model | prior / treatment of y / z-guide | held-out ELBO | IW log p(x) "
         f"| IW gain over {BASELINE} | ACC | images/s |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -140,6 +140,16 @@ def markdown(result: dict) -> str:
         "The gain column pairs each seed with the same seed of the baseline.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def split(data, n_train: int, n_eval: int, binarised: bool):
+    """The first ``n_train`` images for training and the last ``n_eval`` (with their labels)
+    for evaluation; under the binarised protocol the held-out images are binarised once, with a
+    fixed seed (the training images are binarised afresh for every batch by the models)."""
+    X_train, X_eval, y_eval = data.X[:n_train], data.X[-n_eval:], data.y[-n_eval:]
+    if binarised:
+        X_eval = torch.bernoulli(X_eval, generator=torch.Generator().manual_seed(0))
+    return X_train, X_eval, y_eval
 
 
 def load_cache(path: Path, protocol: dict) -> dict[tuple[str, int], dict]:
@@ -197,10 +207,7 @@ def main(argv: list[str] | None = None) -> dict | None:
 
     torch.set_num_threads(args.threads)
     data = load_mnist_test(args.mnist).subset(10000, seed=0)  # a fixed shuffle, then split
-    X_train, X_eval = data.X[: args.n_train], data.X[-args.n_eval :]
-    y_eval = data.y[-args.n_eval :]
-    if binarised:  # one fixed binarisation of the held-out images
-        X_eval = torch.bernoulli(X_eval, generator=torch.Generator().manual_seed(0))
+    X_train, X_eval, y_eval = split(data, args.n_train, args.n_eval, binarised)
     protocol = {
         "n_train": len(X_train),
         "n_eval": len(X_eval),

@@ -112,13 +112,17 @@ def _figures(model: LatentEstimator, data: Dataset, folder: Path, seed: int) -> 
 
 
 def _model(args: argparse.Namespace, epochs: int) -> LatentEstimator:
-    """The estimator the options describe, built as the API builds it; options that do not
-    apply to the chosen prior are refused rather than ignored."""
+    """The estimator the options describe, built as the API builds it; options that the
+    chosen prior has no use for (the treatment of y without a y, clusters without a mixture, a
+    guide or an init for the autoencoder) are refused rather than ignored."""
     autoencoder = args.prior == AUTOENCODER
     has_y = not autoencoder and PRIORS[args.prior][0]
     refused = {} if has_y else {"--discrete": args.discrete}
+    if autoencoder or args.prior in ("standard-normal", "vamp"):
+        refused["--clusters"] = args.clusters
     if autoencoder:
         refused.update({"--z-guide": args.z_guide, "--init": args.init})
+        refused["--pretrain-epochs"] = args.pretrain_epochs
     for option, value in refused.items():
         if value is not None:
             what = "the autoencoder" if autoencoder else "a VAE, no y"
@@ -139,10 +143,13 @@ def _model(args: argparse.Namespace, epochs: int) -> LatentEstimator:
     )
     if autoencoder:
         return AE(**options)
-    options.update(init=args.init or "auto", pretrain_epochs=args.pretrain_epochs)
+    options.update(
+        init=args.init or _default("init"),
+        pretrain_epochs=args.pretrain_epochs or _default("pretrain_epochs"),
+    )
     discrete = (args.discrete or _default("discrete")) if has_y else None
     combo = catalogue.Combination(args.prior, discrete, args.z_guide or _default("z_guide"))
-    return combo.build(args.clusters, **options)
+    return combo.build(args.clusters or _default("n_clusters"), **options)
 
 
 def _default_out(args: argparse.Namespace, model: LatentEstimator) -> Path:
@@ -186,8 +193,10 @@ def cmd_train(args: argparse.Namespace) -> dict:
     if data.y is not None and model.has_clusters:
         from sklearn.cluster import KMeans
 
-        summary["scores"] = clustering_scores(data.y, model.predict(data.X))
-        km = KMeans(args.clusters, n_init=10, random_state=args.seed).fit_predict(data.X.numpy())
+        proba = model.predict_proba(data.X)  # k-means gets as many clusters as the model
+        summary["scores"] = clustering_scores(data.y, proba.argmax(1))
+        km = KMeans(proba.shape[1], n_init=10, random_state=args.seed)
+        km = km.fit_predict(data.X.numpy())
         summary["kmeans_scores"] = clustering_scores(data.y, km)
     if not args.no_figures:
         _figures(model, data, out / "figures", args.seed)
@@ -285,8 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--clusters",
         type=int,
-        default=_default("n_clusters"),
-        help="K: clusters, or the mixture-marginal's components",
+        default=None,
+        help="K: clusters (GMVAE priors) or the mixture-marginal's components "
+        f"(default: {_default('n_clusters')})",
     )
     t.add_argument("--latent-dim", type=int, default=_default("latent_dim"))
     t.add_argument("--hidden", type=int, nargs="+", default=list(_default("hidden_dims")))
@@ -304,9 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "pretrain", "random"],
         default=None,
         help="start from an autoencoder + t-SNE + GMM clustering that places the mixture's "
-        "components, or at random; auto (the default) pre-trains where the prior can be placed",
+        "components, or at random; auto (the default) pre-trains the learned mixtures",
     )
-    t.add_argument("--pretrain-epochs", type=int, default=_default("pretrain_epochs"))
+    t.add_argument(
+        "--pretrain-epochs",
+        type=int,
+        default=None,
+        help=f"autoencoder epochs of pre-training (default: {_default('pretrain_epochs')})",
+    )
     t.add_argument("--seed", type=int, default=_default("seed"))
     t.add_argument("--out", default=None, help="run folder (default runs/DATASET-MODEL-seedS)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")

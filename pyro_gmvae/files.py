@@ -17,6 +17,7 @@ import torch
 def _replacing(path: Path, mode: str, **open_args: Any) -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a plain open() would not
     try:
         with os.fdopen(fd, mode, **open_args) as f:
             yield f
@@ -27,6 +28,12 @@ def _replacing(path: Path, mode: str, **open_args: Any) -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -2,7 +2,8 @@
 
 A model object passed here needs ``model(x)``, ``guide(x)`` and a ``discrete`` strategy (or an
 ``elbo()`` method) that names its ELBO. Schedules are callbacks; Lightning provides the progress
-bar, checkpoints, device placement and data-parallel strategies.
+bar, checkpoints and device placement (one device: multi-process data-parallel training is not
+supported yet).
 
 The loss is the negative ELBO of a batch divided by its size: the per-point mean, an unbiased
 estimate of the data set's negative ELBO divided by N. That is right while the models have only
@@ -105,15 +106,15 @@ class TrainingPlan(L.LightningModule):
 
 
 def _rng_state() -> dict[str, Any]:
-    """torch's (CPU and every CUDA device), NumPy's and Python's random states, as tensors and
-    plain data (checkpoints are read with ``weights_only=True``)."""
+    """torch's (CPU, and each CUDA device once CUDA is in use), NumPy's and Python's random
+    states, as tensors and plain data (checkpoints are read with ``weights_only=True``)."""
     kind, keys, position, has_gauss, cached = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
         "random": random.getstate(),
         "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
     }
-    if torch.cuda.is_available():
+    if torch.cuda.is_initialized():  # never start CUDA just to read its state
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
@@ -123,8 +124,9 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["random"])
     kind, keys, position, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda" in state and torch.cuda.is_available():  # the devices this machine has
+        for device, device_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(device_state, device)
 
 
 def check_checkpoint(ckpt_path: str | Path, config: dict) -> int:
@@ -132,7 +134,7 @@ def check_checkpoint(ckpt_path: str | Path, config: dict) -> int:
     same ``config``; the message names each setting that differs (saved -> now). Returns the
     number of epochs the checkpoint has finished."""
     try:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         saved = checkpoint["pyro_gmvae"]["config"]
     except Exception as err:  # torch raises many kinds for a file that is not its own
         raise ValueError(f"{ckpt_path} is not a pyro-gmvae checkpoint ({err})") from err
@@ -290,6 +292,7 @@ def _quiet_lightning() -> Iterator[None]:
                 ".*does not have many workers.*",
                 ".*LeafSpec.*is deprecated.*",
                 ".*Checkpoint directory .* exists and is not empty.*",
+                ".*The dirpath has changed from.*",  # a run folder moved into place
             ):
                 warnings.filterwarnings("ignore", message=message)
             yield

@@ -28,6 +28,22 @@ def mnist_dir():
     return folder
 
 
+@pytest.fixture
+def trained_epochs(monkeypatch):
+    """The SVI epochs that actually run from now on (a resume must run only the missing ones)."""
+    from pyro_gmvae import training
+
+    epochs = []
+    original = training.DiscreteScheduleCallback.on_train_epoch_end
+
+    def record(self, trainer, pl_module):
+        epochs.append(trainer.current_epoch + 1)
+        original(self, trainer, pl_module)
+
+    monkeypatch.setattr(training.DiscreteScheduleCallback, "on_train_epoch_end", record)
+    return epochs
+
+
 def tiny_kwargs(**overrides):
     """A small, fast GMVAE configuration for tests."""
     kw = dict(

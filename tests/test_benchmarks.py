@@ -4,6 +4,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import torch
+
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -97,6 +99,8 @@ def test_priors_guides_binarised_protocol_runs_the_headline_rows(mnist_dir, tmp_
     result = bench.main(tiny)
     names = [r["name"] for r in result["rows"]]
     assert names == [*bench.HEADLINE, f"{bench.BASELINE}, 16 epochs"]
+    cached = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert all(run["protocol"]["data"] == "binarised" for run in cached)
     assert result["protocol"] == "binarised" and result["data"] == "binarised"
     assert (tmp_path / "r.md").read_text().startswith("Binarised protocol")
     assert result["rows"][0]["summary"]["iw_gain"] == {"mean": 0.0, "sd": 0.0}
@@ -147,3 +151,12 @@ def test_plain_pytorch_reference_computes_the_same_loss():
     pyro.set_rng_seed(1)
     torch_loss = reference.enumerated_loss(net, x)
     assert abs(pyro_loss.item() - torch_loss.item()) < 1e-4
+
+
+def test_priors_guides_split_binarises_the_held_out_images_once(digits_small):
+    bench = load("priors_guides")
+    X_train, X_eval, y_eval = bench.split(digits_small, 200, 40, binarised=True)
+    assert torch.equal(X_train, digits_small.X[:200]) and len(y_eval) == 40
+    assert set(X_eval.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(X_eval, bench.split(digits_small, 200, 40, binarised=True)[1])  # fixed
+    assert torch.equal(bench.split(digits_small, 200, 40, False)[1], digits_small.X[-40:])

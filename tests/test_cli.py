@@ -14,6 +14,19 @@ TINY = (
 ).split()
 
 
+def tiny(options=()):
+    """TINY less the options that a prior without clusters (or the autoencoder) refuses."""
+    prior = options[options.index("--prior") + 1] if "--prior" in options else None
+    drop = {"vamp": ("--clusters",), "standard-normal": ("--clusters",)}.get(prior, ())
+    if prior == "none":
+        drop = ("--clusters", "--pretrain-epochs")
+    out = list(TINY)
+    for option in drop:
+        i = out.index(option)
+        del out[i : i + 2]
+    return [*out, *options]
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "digits"
@@ -56,13 +69,14 @@ def _files(folder):
     return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-def test_resume_continues_the_run_exactly(run, tmp_path):
+def test_resume_continues_the_run_exactly(run, tmp_path, trained_epochs):
     import shutil
 
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
     args = [*TINY, "--epochs", "3", "--no-figures"]  # the later --epochs wins
     assert main(["train", *args, "--out", str(copy), "--resume"]) == 0
+    assert trained_epochs == [3]  # only the missing epoch ran: a resume, not a restart
     assert main(["train", *args, "--out", str(tmp_path / "straight")]) == 0
     summary = json.loads((copy / "summary.json").read_text())
     assert summary["epochs"] == 3
@@ -144,7 +158,7 @@ def test_errors_are_reported_cleanly(tmp_path, capsys):
 )
 def test_a_prior_or_guide_is_one_option(options, clusters, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", *TINY, *options, "--out", str(out)]) == 0
+    assert main(["train", *tiny(options), "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["prior"] == options[1]
     assert ("scores" in summary) == clusters
@@ -160,7 +174,7 @@ def test_a_prior_or_guide_is_one_option(options, clusters, tmp_path, capsys):
 
 def test_the_autoencoder_trains_but_has_no_density(tmp_path, capsys):
     out = tmp_path / "ae"
-    assert main(["train", *TINY, "--prior", "none", "--out", str(out)]) == 0
+    assert main(["train", *tiny(["--prior", "none"]), "--out", str(out)]) == 0
     assert not (out / "figures/samples.png").exists() and (out / "figures/latent_tsne.png").exists()
     assert main(["evaluate", str(out)]) == 0
     assert main(["evaluate", str(out), "--iw-samples", "8"]) == 2
@@ -177,11 +191,13 @@ def test_the_autoencoder_trains_but_has_no_density(tmp_path, capsys):
         (["--prior", "vamp", "--init", "pretrain"], "the 'vamp' prior has none"),
         (["--prior", "vamp", "--z-guide", "flow"], "not supported: VampPrior needs a Gaussian"),
         (["--prior", "fixed-mixture", "--init", "pretrain"], "init='random'"),
+        (["--prior", "vamp", "--clusters", "5"], "--clusters does not apply to --prior vamp"),
+        (["--prior", "none", "--pretrain-epochs", "3"], "--pretrain-epochs does not apply"),
     ],
 )
 def test_options_that_do_not_fit_the_prior_are_refused(options, message, tmp_path, capsys):
     out = tmp_path / "refused"
-    assert main(["train", *TINY, *options, "--out", str(out)]) == 2
+    assert main(["train", *tiny(options), "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()  # refused before any file is written
 
@@ -206,6 +222,7 @@ def test_the_same_seed_gives_the_same_run_whatever_the_global_random_state(tmp_p
     for i in (0, 1):
         torch.manual_seed(100 + i)  # the prior's random start must come from --seed alone
         out = tmp_path / f"vamp{i}"
-        assert main(["train", *TINY, "--prior", "vamp", "--no-figures", "--out", str(out)]) == 0
+        options = tiny(["--prior", "vamp", "--no-figures"])
+        assert main(["train", *options, "--out", str(out)]) == 0
         summaries.append(json.loads((out / "summary.json").read_text()))
     assert summaries[0]["elbo"] == summaries[1]["elbo"]

@@ -92,12 +92,14 @@ def test_load_rejects_foreign_and_mismatched_files(fitted, tmp_path):
         GMVAE.load(tmp_path / "old.pt")
 
 
-def test_resume_continues_the_same_run(digits_small, tmp_path):
+def test_resume_continues_the_same_run(digits_small, tmp_path, trained_epochs):
     X = digits_small.X
     straight = GMVAE(**tiny_kwargs(epochs=4, discrete="relaxed")).fit(X, run_dir=tmp_path / "a")
     GMVAE(**tiny_kwargs(epochs=2, discrete="relaxed")).fit(X, run_dir=tmp_path / "b")
     resumed = GMVAE(**tiny_kwargs(epochs=4, discrete="relaxed"))
+    trained_epochs.clear()
     resumed.fit(X, run_dir=tmp_path / "b", ckpt_path=tmp_path / "b/checkpoints/last.ckpt")
+    assert trained_epochs == [3, 4]
     np.testing.assert_allclose(resumed.predict_proba(X), straight.predict_proba(X), atol=1e-6)
     assert float(resumed.module_.discrete.temperature) == pytest.approx(
         float(straight.module_.discrete.temperature)

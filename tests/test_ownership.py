@@ -57,7 +57,8 @@ def test_a_guide_made_by_a_users_factory_keeps_its_start():
 def test_fitting_starts_from_the_users_prior_and_leaves_it_untouched(digits_small):
     prior = placed_prior()
     before = {k: v.clone() for k, v in prior.state_dict().items()}
-    model = GMVAE(**tiny_kwargs(n_clusters=2, latent_dim=2, prior=prior))
+    model = GMVAE(**tiny_kwargs(n_clusters=2, latent_dim=2, prior=prior, init="auto"))
+    assert model.resolved_init() == "random"  # pre-training would overwrite its placement
     start = model._build(digits_small.X.shape[1]).prior
     placed = torch.tensor([[5.0, 5.0], [-5.0, -5.0]])
     torch.testing.assert_close(start.params(torch.eye(2))[0], placed)
@@ -102,3 +103,36 @@ def test_a_pandas_frame_is_accepted_quietly(digits_small):
         warnings.simplefilter("error")
         model = GMVAE(**tiny_kwargs(epochs=1)).fit(frame)
         model.predict(frame)
+
+
+def test_numpy_numbers_are_plain_parameters(digits_small, tmp_path):
+    model = GMVAE(**tiny_kwargs(n_clusters=np.int64(3), lr=np.float32(1e-3), epochs=1))
+    assert model.configuration()["n_clusters"] == 3
+    model.fit(digits_small.X).save(tmp_path / "model.pt")
+    assert GMVAE.load(tmp_path / "model.pt").n_clusters == 3
+
+
+def test_a_run_folder_is_not_written_over_by_a_new_fit(digits_small, tmp_path):
+    GMVAE(**tiny_kwargs(epochs=1)).fit(digits_small.X, run_dir=tmp_path)
+    before = (tmp_path / "metrics.csv").read_bytes()
+    with pytest.raises(FileExistsError, match="already holds a run .*ckpt_path"):
+        GMVAE(**tiny_kwargs(epochs=1, seed=1)).fit(digits_small.X, run_dir=tmp_path)
+    assert (tmp_path / "metrics.csv").read_bytes() == before
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    from pyro_gmvae import files
+
+    files.write_text(tmp_path / "a.txt", "x")
+    plain = tmp_path / "b.txt"
+    plain.write_text("x")
+    assert os.stat(tmp_path / "a.txt").st_mode == os.stat(plain).st_mode
+
+
+def test_a_strategy_instance_brings_its_own_temperature():
+    from pyro_gmvae.components import Relaxed
+
+    with pytest.raises(ValueError, match="set the schedule on the strategy"):
+        GMVAE(discrete=Relaxed(temperature=2.0), temperature=0.7)

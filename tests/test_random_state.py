@@ -62,13 +62,17 @@ def test_fit_leaves_pyros_param_store_alone(digits_small):
 
 
 @pytest.mark.parametrize("discrete", ["score-function", "relaxed", "enumerate"])
-def test_a_resumed_fit_equals_an_uninterrupted_one(discrete, digits_small, tmp_path):
+def test_a_resumed_fit_equals_an_uninterrupted_one(
+    discrete, digits_small, tmp_path, trained_epochs
+):
     X = digits_small.X[:230]  # the last batch is smaller: batch sizes may differ
     kw = dict(discrete=discrete)
     straight = GMVAE(**tiny_kwargs(epochs=3, **kw)).fit(X)
     GMVAE(**tiny_kwargs(epochs=2, **kw)).fit(X, run_dir=tmp_path)
     resumed = GMVAE(**tiny_kwargs(epochs=3, **kw))
+    trained_epochs.clear()
     resumed.fit(X, run_dir=tmp_path, ckpt_path=tmp_path / "checkpoints/last.ckpt")
+    assert trained_epochs == [3]  # only the missing epoch ran: a resume, not a restart
     for (name, a), b in zip(
         straight.module_.state_dict().items(), resumed.module_.state_dict().values(), strict=True
     ):

@@ -219,16 +219,10 @@ PRIORS: dict[str, tuple[bool, Callable[[int, int, int], nn.Module]]] = {
 }
 
 
-def make_prior(
-    name: str, n_components: int, latent_dim: int, x_dim: int, seed: int | None = None
-) -> nn.Module:
+def make_prior(name: str, n_components: int, latent_dim: int, x_dim: int) -> nn.Module:
     """The built-in prior called ``name`` with ``n_components`` clusters, mixture components or
     (VampPrior) pseudo-inputs. Its random start (mixture means, pseudo-inputs) is drawn from
-    ``seed`` when given, leaving the global random state alone, and from that state otherwise."""
+    torch's random state: estimators build it inside ``fit``, from the fit's seed."""
     if name not in PRIORS:
         raise ValueError(f"unknown prior {name!r}; choose one of {', '.join(PRIORS)}")
-    if seed is None:
-        return PRIORS[name][1](n_components, latent_dim, x_dim)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return PRIORS[name][1](n_components, latent_dim, x_dim)
+    return PRIORS[name][1](n_components, latent_dim, x_dim)

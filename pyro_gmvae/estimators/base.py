@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
@@ -77,14 +76,17 @@ def check_positive_int(name: str, value: Any) -> None:
 
 
 def describe(value: Any) -> Any:
-    """A parameter as plain data: numbers, strings and sequences of them as they are, any other
-    object (a prior, guide factory or likelihood passed in) as ``{"object": its type}``."""
+    """A parameter as plain data: numbers (NumPy's as Python's), strings and sequences of them as
+    they are (a sequence as a list), any other object (a prior, guide factory or likelihood passed
+    in) as ``{"object": its type}``."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    if isinstance(value, list | tuple) and all(
-        v is None or isinstance(v, bool | int | float | str) for v in value
-    ):
-        return list(value)
+    if isinstance(value, list | tuple | np.ndarray):
+        items = [describe(v) for v in value]
+        if not any(is_object(v) or isinstance(v, list) for v in items):
+            return items
     kind = value if isinstance(value, type) else getattr(value, "func", type(value))
     return {"object": f"{kind.__module__}.{kind.__qualname__}"}
 
@@ -149,7 +151,7 @@ class LatentEstimator(BaseEstimator):
             or any(not isinstance(h, int | np.integer) or h < 1 for h in hidden)
         ):
             raise ValueError(f"hidden_dims must be a sequence of positive sizes, got {hidden!r}")
-        if not isinstance(self.lr, int | float) or self.lr <= 0:
+        if not isinstance(self.lr, int | float | np.number) or self.lr <= 0:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if self.monitor_size is not None:
             check_positive_int("monitor_size", self.monitor_size)
@@ -184,10 +186,12 @@ class LatentEstimator(BaseEstimator):
             )
 
     def resolved_init(self) -> str:
-        """``init`` with ``"auto"`` resolved: pre-training where the prior can be placed."""
+        """``init`` with ``"auto"`` resolved: pre-training for a named prior that can be placed
+        (a learned mixture); a prior passed as a module starts as given, since pre-training
+        would overwrite its components (``init="pretrain"`` asks for that)."""
         if self.init != "auto":
             return self.init
-        return "pretrain" if self._placeable() else "random"
+        return "pretrain" if isinstance(self.prior, str) and self._placeable() else "random"
 
     def configuration(self, fit_settings: bool = True) -> dict[str, Any]:
         """The parameters as plain data (``describe``), with the model's name; without
@@ -241,6 +245,13 @@ class LatentEstimator(BaseEstimator):
                 raise ValueError(f"{len(labels)} labels for {len(X)} samples")
         if ckpt_path is not None and not Path(ckpt_path).exists():
             raise FileNotFoundError(f"no checkpoint at {ckpt_path}")
+        if run_dir is not None and ckpt_path is None:
+            found = [n for n in ("metrics.csv", "checkpoints") if (Path(run_dir) / n).exists()]
+            if found:
+                raise FileExistsError(
+                    f"{run_dir} already holds a run ({', '.join(found)}); resume it with "
+                    "ckpt_path=..., or choose another run_dir"
+                )
         devices = {
             "accelerator": self.accelerator,
             "devices": self.devices,
@@ -248,7 +259,6 @@ class LatentEstimator(BaseEstimator):
             "progress_bar": self.progress_bar,
         }
         with local_seed(self.seed):
-            L.seed_everything(self.seed, verbose=False)  # also for Lightning's worker processes
             module = self._build(X.shape[1])
             start = time.perf_counter()
             if ckpt_path is None and self.resolved_init() == "pretrain":

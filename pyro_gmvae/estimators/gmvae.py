@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..components import make_discrete
+from ..components import DiscreteStrategy, make_discrete
 from ..models import GMVAEModule
 from ..pretrain import pretrain
 from ..training import local_seed
@@ -20,6 +20,8 @@ from .base import (
     base_params,
     check_positive_int,
 )
+
+SCHEDULE_DEFAULTS = (1.0, 0.5, 0.013862944)  # temperature, min_temperature, decay_rate
 
 
 class GMVAE(LatentEstimator):
@@ -41,8 +43,9 @@ class GMVAE(LatentEstimator):
         ``max(temperature * exp(-decay_rate * epoch), min_temperature)``.
     init : ``"pretrain"`` starts from an autoencoder + t-SNE + Gaussian-mixture clustering of
         the codes (see :mod:`pyro_gmvae.pretrain`); ``"random"`` from random weights, as the
-        reference implementations do; ``"auto"`` (default) pre-trains when the prior's
-        components can be placed (``set_components``) and starts at random otherwise.
+        reference implementations do; ``"auto"`` (default) pre-trains the named learned
+        mixture and starts every other prior as it is (a module passed in keeps its
+        components; ``init="pretrain"`` places them, with ``set_components``).
     pretrain_epochs : epochs of autoencoder pre-training (q(y|x) is then fitted to the
         mixture's responsibilities for a third as many epochs, at least 1).
     """
@@ -64,9 +67,9 @@ class GMVAE(LatentEstimator):
         discrete: Any = "enumerate",
         prior: str | torch.nn.Module = "learned-mixture",
         z_guide: Any = "diagonal",
-        temperature: float = 1.0,
-        min_temperature: float = 0.5,
-        decay_rate: float = 0.013862944,
+        temperature: float = SCHEDULE_DEFAULTS[0],
+        min_temperature: float = SCHEDULE_DEFAULTS[1],
+        decay_rate: float = SCHEDULE_DEFAULTS[2],
         likelihood: Any = "bernoulli",
         epochs: int = 100,
         batch_size: int = 64,
@@ -100,6 +103,13 @@ class GMVAE(LatentEstimator):
         self._check_prior()
         self._check_init()
         self._make_discrete()  # fails now on a bad discrete mode or temperature schedule
+        schedule = (self.temperature, self.min_temperature, self.decay_rate)
+        if isinstance(self.discrete, DiscreteStrategy) and schedule != SCHEDULE_DEFAULTS:
+            raise ValueError(
+                "temperature, min_temperature and decay_rate apply to discrete='relaxed' or "
+                "'straight-through'; a strategy instance has its own: set the schedule on the "
+                "strategy"
+            )
 
     def _placeable(self) -> bool:
         if isinstance(self.prior, str):

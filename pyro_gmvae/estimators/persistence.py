@@ -31,10 +31,7 @@ def save(est: LatentEstimator, path: str | Path, overwrite: bool = False) -> Pat
         for k, v in vars(est).items()
         if k.endswith("_") and not k.startswith("_") and k != "module_"
     }
-    params = {  # as given (a tuple stays a tuple), components passed as objects described
-        name: describe(value) if is_object(describe(value)) else value
-        for name, value in est.get_params(deep=False).items()
-    }
+    params = {name: _stored(value) for name, value in est.get_params(deep=False).items()}
     payload = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -45,6 +42,12 @@ def save(est: LatentEstimator, path: str | Path, overwrite: bool = False) -> Pat
     }
     files.torch_save(payload, path)
     return path
+
+
+def _stored(value: Any) -> Any:
+    """A parameter as saved: plain data (a tuple stays a tuple), a component object described."""
+    plain = describe(value)
+    return tuple(plain) if isinstance(value, tuple) and isinstance(plain, list) else plain
 
 
 def _read(path: Path) -> dict:

@@ -30,10 +30,10 @@ class VAE(LatentEstimator):
     n_components : components of the ``"mixture-marginal"`` prior (default 10) or pseudo-inputs
         of the ``"vamp"`` prior (default 50); only for those two.
     z_guide : ``"diagonal"``, ``"low-rank"``, ``"full"``, ``"flow"`` or a guide factory.
-    init : ``"auto"`` (default) pre-trains when the prior is a mixture whose components can be
-        placed (VaDE's start: an autoencoder whose codes are clustered by t-SNE + a Gaussian
-        mixture, see :func:`pyro_gmvae.pretrain.pretrain_mixture_prior`) and starts at random
-        otherwise; ``"pretrain"`` or ``"random"`` choose.
+    init : ``"auto"`` (default) pre-trains the named ``"mixture-marginal"`` prior (VaDE's
+        start: an autoencoder whose codes are clustered by t-SNE + a Gaussian mixture, see
+        :func:`pyro_gmvae.pretrain.pretrain_mixture_prior`) and starts every other prior as it is
+        (a module passed in keeps its components); ``"pretrain"`` or ``"random"`` choose.
     pretrain_epochs : epochs of autoencoder pre-training.
     """
         + COMMON_DOC
