@@ -137,8 +137,7 @@ def markdown(result: dict) -> str:
     if any(row["name"] == "autoencoder" for row in result["rows"]):
         note = (
             "For the autoencoder the ELBO column is its reconstruction log-likelihood "
-            "log p(x | decoder(encoder(x))); it defines no density of x, so no IW estimate. "
-            + note
+            "log p(x | decoder(encoder(x))); it defines no density of x, so no IW estimate. " + note
         )
     lines += ["", note]
     return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ import json
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -241,8 +242,12 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     )
     result = {"dataset": name, "n": len(data), "elbo": model.score(data.X)}
     if args.iw_samples:
-        log_px = model.log_likelihood(data.X, args.iw_samples, seed=summary["config"]["seed"])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            log_px = model.log_likelihood(data.X, args.iw_samples, seed=summary["config"]["seed"])
         result["iw_log_likelihood"] = float(log_px.mean())
+        if caught:  # labelled in the result, e.g. a Bernoulli likelihood on grey levels
+            result["iw_log_likelihood_note"] = str(caught[0].message)
     if data.y is not None and model.has_clusters:
         result["scores"] = clustering_scores(data.y, model.predict(data.X))
     print(json.dumps(result, indent=2))
@@ -362,12 +367,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "devices", None) not in (None, "auto"):
         args.devices = int(args.devices) if str(args.devices).isdigit() else args.devices
-    try:
-        args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            args.func(args)
+        except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings on the command line as one line each, without Python's source lines."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

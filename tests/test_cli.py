@@ -166,6 +166,9 @@ def test_a_prior_or_guide_is_one_option(options, clusters, tmp_path, capsys):
     assert main(["evaluate", str(out), "--iw-samples", "8"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert np.isfinite([result["iw_log_likelihood"], result["elbo"]]).all()
+    # labelled where a Bernoulli likelihood meets grey levels; the continuous one is a density
+    bernoulli = "continuous-bernoulli" not in options
+    assert ("not a normalised density" in result.get("iw_log_likelihood_note", "")) == bernoulli
     assert ("scores" in result) == clusters
     assert main(["sample", str(out), "--n-per-cluster", "3", "--npy"]) == 0
     assert (out / "figures/samples_seed0.png").exists()
