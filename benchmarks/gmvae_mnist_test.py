@@ -43,7 +43,7 @@ def fit_one(X, y, mode: str, epochs: int, seed: int, **options) -> dict:
     epoch_seconds = seconds - model.pretrain_seconds_
     return {
         "method": label(mode, options),
-        "mode": mode,
+        "discrete": mode,
         "options": options,
         "seed": seed,
         "epochs": epochs,

@@ -169,8 +169,9 @@ def check_pretrainable(module: GMVAEModule) -> None:
             what = "prior" if part == "prior" else "z-guide"
             name = type(getattr(module, part)).__name__
             raise ValueError(
-                f"init='pretrain' needs a {what} with {method}(); {name} has none: add it "
-                "(or subclass the library's one), or pass init='random'"
+                f"pre-training (init='pretrain', or 'auto' with a named learned mixture) needs a "
+                f"{what} with {method}(); {name} has none: add it (or subclass the library's "
+                "one), or pass init='random'"
             )
 
 

@@ -132,7 +132,8 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 def check_checkpoint(ckpt_path: str | Path, config: dict) -> int:
     """Raise a ``ValueError`` unless ``ckpt_path`` is a pyro-gmvae checkpoint written with the
     same ``config``; the message names each setting that differs (saved -> now). Returns the
-    number of epochs the checkpoint has finished."""
+    number of epochs the checkpoint has finished (Lightning's end-of-epoch checkpoint stores
+    that count as ``epoch``)."""
     try:
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         saved = checkpoint["pyro_gmvae"]["config"]
@@ -145,7 +146,7 @@ def check_checkpoint(ckpt_path: str | Path, config: dict) -> int:
             if saved.get(k) != config.get(k)
         )
         raise ValueError(f"{ckpt_path} was written with other settings: {changed}")
-    return int(checkpoint["epoch"]) + 1
+    return int(checkpoint["epoch"])
 
 
 def svi_loss(module: torch.nn.Module, elbo: ELBO) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -204,6 +205,25 @@ def local_seed(seed: int) -> Iterator[None]:
         yield
     finally:
         _set_rng_state(state)
+
+
+@torch.no_grad()
+def monitor_terms(module: torch.nn.Module, X: torch.Tensor, batch_size: int = 1000) -> dict:
+    """Mean ELBO terms over ``X`` and, for models with clusters, predicted clusters."""
+    was_training = module.training
+    module.eval()
+    sums: dict[str, float] = {}
+    labels = []
+    for i in range(0, len(X), batch_size):
+        x = X[i : i + batch_size]
+        for name, value in module.elbo_terms(x).items():
+            sums[name] = sums.get(name, 0.0) + float(value.sum())
+        if hasattr(module, "cluster_probs"):
+            labels.append(module.cluster_probs(x).argmax(-1).cpu())
+    module.train(was_training)
+    terms = {f"train_{k}": v / len(X) for k, v in sums.items()}
+    terms["train_elbo"] = -sum(terms.values())
+    return {"terms": terms, "labels": torch.cat(labels).numpy() if labels else None}
 
 
 class HistoryCallback(Callback):
@@ -312,7 +332,7 @@ def train(
     ckpt_path: str | Path | None = None,
     progress_bar: bool = True,
     accelerator: str = "auto",
-    devices: Any = "auto",
+    devices: Any = 1,
     strategy: Any = "auto",
     **trainer_kwargs: Any,
 ) -> list[dict[str, float]]:
@@ -343,6 +363,9 @@ def train(
                 save_last=True,
                 save_top_k=0,
                 every_n_epochs=1,
+                # always last.ckpt, also in a run folder that was moved or copied (Lightning
+                # would otherwise count up to last-v1.ckpt and leave last.ckpt behind)
+                enable_version_counter=False,
             )
         )
     with _quiet_lightning():

@@ -100,7 +100,7 @@ def test_priors_guides_binarised_protocol_runs_the_headline_rows(mnist_dir, tmp_
     names = [r["name"] for r in result["rows"]]
     assert names == [*bench.HEADLINE, f"{bench.BASELINE}, 16 epochs"]
     cached = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
-    assert all(run["protocol"]["data"] == "binarised" for run in cached)
+    assert all(run["protocol"]["data"] == "binarised" and run["binarize"] for run in cached)
     assert result["protocol"] == "binarised" and result["data"] == "binarised"
     assert (tmp_path / "r.md").read_text().startswith("Binarised protocol")
     assert result["rows"][0]["summary"]["iw_gain"] == {"mean": 0.0, "sd": 0.0}

@@ -87,6 +87,18 @@ def test_resume_continues_the_run_exactly(run, tmp_path, trained_epochs):
     assert [r.split(",")[0] for r in rows] == ["epoch", "1", "2", "3"]
     assert rows[:3] == (run / "metrics.csv").read_text().splitlines()  # kept as they were
     assert rows == (tmp_path / "straight/metrics.csv").read_text().splitlines()
+    # a copied (moved) run folder still checkpoints to last.ckpt, so it resumes again
+    assert [p.name for p in (copy / "checkpoints").iterdir()] == ["last.ckpt"]
+    trained_epochs.clear()
+    again = [*TINY, "--epochs", "4", "--no-figures", "--out", str(copy), "--resume"]
+    assert main(["train", *again]) == 0
+    assert trained_epochs == [4]
+    assert [r.split(",")[0] for r in (copy / "metrics.csv").read_text().splitlines()][1:] == [
+        "1",
+        "2",
+        "3",
+        "4",
+    ]
 
 
 def test_a_refused_resume_leaves_every_file_as_it_was(run, tmp_path, capsys):
@@ -168,7 +180,9 @@ def test_a_prior_or_guide_is_one_option(options, clusters, tmp_path, capsys):
     assert np.isfinite([result["iw_log_likelihood"], result["elbo"]]).all()
     # labelled where a Bernoulli likelihood meets grey levels; the continuous one is a density
     bernoulli = "continuous-bernoulli" not in options
-    assert ("not a normalised density" in result.get("iw_log_likelihood_note", "")) == bernoulli
+    assert ("not a normalised density" in result.get("note", "")) == bernoulli
+    summary = json.loads((out / "summary.json").read_text())
+    assert ("elbo_note" in summary) == bernoulli
     assert ("scores" in result) == clusters
     assert main(["sample", str(out), "--n-per-cluster", "3", "--npy"]) == 0
     assert (out / "figures/samples_seed0.png").exists()

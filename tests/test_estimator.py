@@ -96,6 +96,10 @@ def test_resume_continues_the_same_run(digits_small, tmp_path, trained_epochs):
     X = digits_small.X
     straight = GMVAE(**tiny_kwargs(epochs=4, discrete="relaxed")).fit(X, run_dir=tmp_path / "a")
     GMVAE(**tiny_kwargs(epochs=2, discrete="relaxed")).fit(X, run_dir=tmp_path / "b")
+    # as if interrupted after epoch 3's metrics were written but before its checkpoint was
+    metrics = tmp_path / "b/metrics.csv"
+    lines = metrics.read_text().splitlines()
+    metrics.write_text("\n".join([*lines, "3" + lines[-1][lines[-1].index(",") :], ""]))
     resumed = GMVAE(**tiny_kwargs(epochs=4, discrete="relaxed"))
     trained_epochs.clear()
     resumed.fit(X, run_dir=tmp_path / "b", ckpt_path=tmp_path / "b/checkpoints/last.ckpt")
@@ -162,6 +166,11 @@ def test_bad_arguments_raise_clear_errors(fitted, digits_small):
         GMVAE(init="kmeans")
     with pytest.raises(ValueError, match="hidden_dims"):
         GMVAE(hidden_dims=(0,))
+    for devices in (2, "auto", [0, 1]):
+        with pytest.raises(ValueError, match="not supported yet"):
+            GMVAE(devices=devices)
+    with pytest.raises(ValueError, match="not supported yet"):
+        GMVAE(strategy="ddp")
     unchecked = GMVAE(**tiny_kwargs()).set_params(n_clusters=1)  # set_params checks at fit
     with pytest.raises(ValueError, match="at least 2"):
         unchecked.fit(digits_small.X)

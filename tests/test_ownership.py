@@ -94,6 +94,17 @@ def test_clone_get_params_and_set_params_follow_scikit_learn():
     assert "GMVAE(hidden_dims=[16], latent_dim=3, n_clusters=4" in repr(model)
 
 
+def test_fit_predict_and_fit_transform_follow_scikit_learn(digits_small):
+    model = GMVAE(**tiny_kwargs(epochs=1))
+    labels = model.fit_predict(digits_small.X)
+    np.testing.assert_array_equal(labels, model.predict(digits_small.X))
+    np.testing.assert_array_equal(labels, model.labels_)
+    Z = VAE(latent_dim=3, hidden_dims=(16,), epochs=1, progress_bar=False).fit_transform(
+        digits_small.X
+    )
+    assert Z.shape == (len(digits_small.X), 3)
+
+
 def test_a_pandas_frame_is_accepted_quietly(digits_small):
     import warnings
 

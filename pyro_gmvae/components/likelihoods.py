@@ -50,7 +50,10 @@ class BernoulliLikelihood(Likelihood):
 
     Grey levels in [0, 1] are accepted (the usual "continuous targets" cross-entropy), so the
     support check of Pyro's Bernoulli is switched off for this distribution only and replaced
-    by :meth:`validate` at the public boundary.
+    by :meth:`validate` at the public boundary. On grey levels the "log-likelihood" is that
+    cross-entropy, not a normalised density: ELBOs and importance-weighted estimates are then
+    not log-likelihoods, and cannot be set beside published (binarised-data) figures. Binarise
+    (``binarize=True`` in training, one fixed binarisation for scoring) to get those.
     """
 
     name = "bernoulli"

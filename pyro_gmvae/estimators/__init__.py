@@ -1,8 +1,9 @@
 """User-facing estimators in the style of scikit-learn's ``GaussianMixture``: one file per
 estimator over a shared base (``base``) and persistence (``persistence``)."""
 
+from .ae import AE
 from .base import ClusterCollapseWarning, LatentEstimator, NotFittedError
 from .gmvae import GMVAE
-from .vae import AE, VAE
+from .vae import VAE
 
 __all__ = ["AE", "GMVAE", "VAE", "ClusterCollapseWarning", "LatentEstimator", "NotFittedError"]

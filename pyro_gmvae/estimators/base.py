@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..components import make_likelihood
 from ..components.likelihoods import BernoulliLikelihood
@@ -30,6 +30,7 @@ from ..training import (
     TrainingPlan,
     local_seed,
     make_loader,
+    monitor_terms,
     svi_loss,
     train,
 )
@@ -47,7 +48,9 @@ COMMON_DOC = """
     binarize : draw x ~ Bernoulli(pixels) afresh for every batch (dynamic binarization).
     seed : seeds every random draw of ``fit``; same seed, same numbers. The caller's random
         state is restored afterwards.
-    accelerator, devices, strategy : passed to ``lightning.Trainer`` (e.g. ``"gpu"``, ``1``).
+    accelerator, devices, strategy : passed to ``lightning.Trainer``: the accelerator
+        (``"auto"``, ``"cpu"``, ``"gpu"``) and one device (``1`` or ``[index]``); multi-device
+        data-parallel training is not supported yet.
     progress_bar : report progress: a bar per training phase on a terminal or in Jupyter, one
         line per epoch elsewhere.
     monitor_size : the per-epoch log (ELBO terms, and ACC/NMI/ARI when labels are given) is
@@ -95,7 +98,7 @@ def is_object(described: Any) -> bool:
     return isinstance(described, dict) and set(described) == {"object"}
 
 
-class LatentEstimator(BaseEstimator):
+class LatentEstimator(TransformerMixin, BaseEstimator):
     """Shared machinery of the estimators. Subclasses define ``_build(x_dim)`` (the Pyro module)
     and their ``__init__`` (every parameter stored as given, so that scikit-learn's ``clone``,
     ``get_params`` and ``set_params`` work); models that pre-train set ``_pretrain`` and
@@ -155,6 +158,15 @@ class LatentEstimator(BaseEstimator):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if self.monitor_size is not None:
             check_positive_int("monitor_size", self.monitor_size)
+        one_device = (isinstance(self.devices, int) and self.devices == 1) or (
+            isinstance(self.devices, list | tuple) and len(self.devices) == 1
+        )
+        if not one_device or self.strategy != "auto":
+            raise ValueError(
+                f"devices={self.devices!r}, strategy={self.strategy!r}: training runs on one "
+                "device (devices=1, or one index such as [0], with strategy='auto'); "
+                "multi-device data-parallel training is not supported yet"
+            )
         make_likelihood(self.likelihood)  # fails now on a bad likelihood, not after loading data
 
     def _check_prior(self) -> None:
@@ -280,12 +292,15 @@ class LatentEstimator(BaseEstimator):
                 binarize=self.binarize,
                 config=self.configuration(fit_settings=False),
             )
-            monitor = torch.randperm(len(X), generator=torch.Generator().manual_seed(self.seed))
-            monitor = monitor[: self.monitor_size].sort().values
+            generator = torch.Generator().manual_seed(self.seed)
+            monitor = torch.randperm(len(X), generator=generator)[: self.monitor_size].sort()[0]
+            X_monitor = X[monitor]
+            if self.binarize:  # the data the model is fitted to: one fixed binarisation
+                X_monitor = torch.bernoulli(X_monitor, generator=generator)
             callbacks = [
                 DiscreteScheduleCallback(),
                 EpochMetricsCallback(
-                    X[monitor],
+                    X_monitor,
                     None if labels is None else labels[monitor],
                     monitor_terms,
                     seed=self.seed,
@@ -323,11 +338,26 @@ class LatentEstimator(BaseEstimator):
         self._check_fitted()
         return self._batched(self.module_.reconstruct, self._data(X)).numpy()
 
+    def likelihood_note(self, X) -> str | None:
+        """What ``score`` and ``log_likelihood`` compute on ``X`` when it is not a
+        log-probability: with a Bernoulli likelihood on grey levels (non-binary data) they are
+        cross-entropies, not log-likelihoods. None when they are log-probabilities or
+        log-densities."""
+        self._check_fitted()
+        if isinstance(self.module_.likelihood, BernoulliLikelihood) and not _binary(self._data(X)):
+            return (
+                "the data is not binary: a Bernoulli likelihood on grey levels is not a "
+                "normalised density, so this is a cross-entropy, not a log-likelihood comparable "
+                "with binarised-data results (binarise the data, e.g. torch.bernoulli(X))"
+            )
+        return None
+
     def score_samples(self, X) -> np.ndarray:
         """The ELBO of each sample in nats (discrete y summed out exactly, KL(z) analytic where
-        torch has it). Its one draw of z per point comes from a generator seeded by ``seed``:
-        the same model and data give the same numbers, and the caller's random state is left
-        alone."""
+        torch has it): a lower bound on log p(x), or on a cross-entropy with a Bernoulli
+        likelihood on grey levels (see :meth:`likelihood_note`). Its one draw of z per point
+        comes from a generator seeded by ``seed``: the same model and data give the same numbers,
+        and the caller's random state is left alone."""
         self._check_fitted()
 
         def elbo(x):
@@ -352,14 +382,9 @@ class LatentEstimator(BaseEstimator):
         self._check_fitted()
         check_positive_int("n_samples", n_samples)
         X = self._data(X)
-        if isinstance(self.module_.likelihood, BernoulliLikelihood) and not _binary(X):
-            warnings.warn(
-                "the data is not binary: a Bernoulli likelihood on grey levels is not a "
-                "normalised density, so this is not a log-likelihood comparable with "
-                "binarised-data results (binarise the data, e.g. torch.bernoulli(X))",
-                UserWarning,
-                stacklevel=2,
-            )
+        note = self.likelihood_note(X)
+        if note is not None:
+            warnings.warn(note, UserWarning, stacklevel=2)
         with local_seed(seed):
             return self._batched(
                 lambda x: importance_log_likelihood(self.module_, x, n_samples),
@@ -392,25 +417,6 @@ class LatentEstimator(BaseEstimator):
 
 def _binary(X: torch.Tensor) -> bool:
     return bool(((X == 0) | (X == 1)).all())
-
-
-@torch.no_grad()
-def monitor_terms(module: torch.nn.Module, X: torch.Tensor, batch_size: int = 1000) -> dict:
-    """Mean ELBO terms over ``X`` and, for models with clusters, predicted clusters."""
-    was_training = module.training
-    module.eval()
-    sums: dict[str, float] = {}
-    labels = []
-    for i in range(0, len(X), batch_size):
-        x = X[i : i + batch_size]
-        for name, value in module.elbo_terms(x).items():
-            sums[name] = sums.get(name, 0.0) + float(value.sum())
-        if hasattr(module, "cluster_probs"):
-            labels.append(module.cluster_probs(x).argmax(-1).cpu())
-    module.train(was_training)
-    terms = {f"train_{k}": v / len(X) for k, v in sums.items()}
-    terms["train_elbo"] = -sum(terms.values())
-    return {"terms": terms, "labels": torch.cat(labels).numpy() if labels else None}
 
 
 # The base's parameters, which each estimator's __init__ passes on by keyword.

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import ClusterMixin
 
 from ..components import DiscreteStrategy, make_discrete
 from ..models import GMVAEModule
@@ -24,7 +25,7 @@ from .base import (
 SCHEDULE_DEFAULTS = (1.0, 0.5, 0.013862944)  # temperature, min_temperature, decay_rate
 
 
-class GMVAE(LatentEstimator):
+class GMVAE(ClusterMixin, LatentEstimator):
     (
         """Gaussian-mixture VAE for clustering, fit by stochastic variational inference.
 
@@ -51,7 +52,8 @@ class GMVAE(LatentEstimator):
     """
         + COMMON_DOC
         + """
-    Also ``cluster_weights_`` (share of the data in each cluster).
+    Also ``labels_`` (the cluster of each training sample, as ``fit_predict`` returns) and
+    ``cluster_weights_`` (share of the data in each cluster).
     """
     )
 
@@ -79,7 +81,7 @@ class GMVAE(LatentEstimator):
         pretrain_epochs: int = 15,
         seed: int = 0,
         accelerator: str = "auto",
-        devices: Any = "auto",
+        devices: Any = 1,
         strategy: Any = "auto",
         progress_bar: bool = True,
         monitor_size: int | None = 2000,
@@ -147,7 +149,8 @@ class GMVAE(LatentEstimator):
         return X
 
     def _after_fit(self, X: torch.Tensor) -> None:
-        self.cluster_weights_ = np.bincount(self.predict(X), minlength=self.n_clusters) / len(X)
+        self.labels_ = self.predict(X)  # scikit-learn's clusterers keep the training labels
+        self.cluster_weights_ = np.bincount(self.labels_, minlength=self.n_clusters) / len(X)
         w = self.cluster_weights_
         if w.max() > 0.9 or w.min() < 0.1 / self.n_clusters:
             warnings.warn(

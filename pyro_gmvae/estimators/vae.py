@@ -1,4 +1,4 @@
-"""``VAE`` and ``AE``: the baselines, as estimators over the same parts."""
+"""``VAE``: the variational autoencoder (the baseline, and VaDE-style or VampPrior priors)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models import AEModule, VAEModule
+from ..models import VAEModule
 from ..pretrain import pretrain_mixture_prior
 from ..training import local_seed
 from .base import COMMON_DOC, LatentEstimator, base_params, check_positive_int
@@ -57,7 +57,7 @@ class VAE(LatentEstimator):
         pretrain_epochs: int = 15,
         seed: int = 0,
         accelerator: str = "auto",
-        devices: Any = "auto",
+        devices: Any = 1,
         strategy: Any = "auto",
         progress_bar: bool = True,
         monitor_size: int | None = 2000,
@@ -146,46 +146,3 @@ class VAE(LatentEstimator):
             return self.module_.generate(n_samples).numpy()
         with local_seed(seed):
             return self.module_.generate(n_samples).numpy()
-
-
-class AE(LatentEstimator):
-    (
-        """Deterministic autoencoder (the baseline without a latent distribution): maximises
-    log p(x | decoder(encoder(x))). ``score`` is the mean reconstruction log-likelihood; an AE
-    defines no density of x, so ``log_likelihood`` raises and there is nothing to sample.
-
-    Parameters
-    ----------
-    """
-        + COMMON_DOC
-    )
-
-    has_clusters = False
-
-    def __init__(
-        self,
-        latent_dim: int = 64,
-        hidden_dims: Sequence[int] = (512, 512),
-        likelihood: Any = "bernoulli",
-        epochs: int = 100,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        binarize: bool = False,
-        seed: int = 0,
-        accelerator: str = "auto",
-        devices: Any = "auto",
-        strategy: Any = "auto",
-        progress_bar: bool = True,
-        monitor_size: int | None = 2000,
-    ) -> None:
-        super().__init__(**base_params(locals()))
-
-    def resolved_init(self) -> str:
-        return "random"
-
-    def log_likelihood(self, X, n_samples: int = 1000, seed: int = 0) -> np.ndarray:
-        """Undefined: an autoencoder defines no density of x (raises ``ValueError``)."""
-        raise ValueError("an autoencoder defines no density of x: it has no log-likelihood")
-
-    def _build(self, x_dim: int) -> AEModule:
-        return AEModule(x_dim, self.latent_dim, tuple(self.hidden_dims), likelihood=self.likelihood)
