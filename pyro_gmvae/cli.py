@@ -66,6 +66,18 @@ def _prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> Path:
     return out
 
 
+def _check_same_data(out: Path, data: dict) -> None:
+    """Record which data a run trains on (``data.json``); a resume must use the same data."""
+    record = out / "data.json"
+    if record.exists():
+        saved = json.loads(record.read_text())
+        changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in data.items() if saved.get(k) != v]
+        if changed:
+            raise ValueError(f"{out} was trained on other data: {'; '.join(changed)}")
+    else:
+        files.write_text(record, json.dumps(data))
+
+
 def _replace_run(staging: Path, out: Path) -> None:
     """Put the finished run in ``staging`` in the place of the run in ``out``."""
     old = out.with_name(f".{out.name}.old")
@@ -172,6 +184,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
     model = _model(args, epochs)  # bad options fail before any file is written
     target = Path(args.out) if args.out else _default_out(args, model)
     out = _prepare_run_dir(target, args.overwrite, args.resume)
+    _check_same_data(out, {"dataset": args.dataset, "data_root": args.data_root, "n": args.n})
     start = time.perf_counter()
     model.fit(
         data.X,

@@ -37,6 +37,7 @@ def run(tmp_path_factory):
 def test_train_writes_a_run_folder(run):
     for name in (
         "model.pt",
+        "data.json",
         "metrics.csv",
         "summary.json",
         "checkpoints/last.ckpt",
@@ -110,6 +111,9 @@ def test_a_refused_resume_leaves_every_file_as_it_was(run, tmp_path, capsys):
     assert main(["train", *TINY, "--clusters", "7", "--out", str(copy), "--resume"]) == 2
     err = capsys.readouterr().err
     assert "other settings: n_clusters: 3 -> 7" in err and err.count("\n") == 1
+    assert _files(copy) == before
+    assert main(["train", *TINY, "--n", "150", "--out", str(copy), "--resume"]) == 2
+    assert "trained on other data: n: 200 -> 150" in capsys.readouterr().err
     assert _files(copy) == before
 
 
