@@ -75,9 +75,6 @@ class DiscreteStrategy(nn.Module):
     def on_epoch_end(self, epoch: int) -> None:
         """Hook for schedules (called with the number of finished epochs)."""
 
-    def describe(self) -> dict:
-        return {"name": self.name}
-
 
 class Enumerate(DiscreteStrategy):
     """Sum y out exactly: y is enumerated in parallel in model and guide (``TraceEnum_ELBO``).
@@ -154,15 +151,6 @@ class Relaxed(DiscreteStrategy):
     def guide_sample(self, name: str, logits: torch.Tensor) -> torch.Tensor:
         return pyro.sample(name, GumbelSoftmaxCategorical(logits, self.temperature, self.hard))
 
-    def describe(self) -> dict:
-        return {
-            "name": self.name,
-            "temperature": self.initial_temperature,
-            "min_temperature": self.min_temperature,
-            "decay_rate": self.decay_rate,
-            "hard": self.hard,
-        }
-
 
 class ScoreFunctionELBO(TraceGraph_ELBO):
     """``TraceGraph_ELBO`` with a ``differentiable_loss``, so any torch optimiser can use it: its
@@ -221,9 +209,6 @@ class ScoreFunction(DiscreteStrategy):
         return pyro.sample(
             name, dist.OneHotCategorical(logits=logits), infer={"baseline": baseline}
         )
-
-    def describe(self) -> dict:
-        return {"name": self.name, "baseline_beta": self.baseline_beta}
 
 
 def make_discrete(spec: str | DiscreteStrategy, **kwargs) -> DiscreteStrategy:
