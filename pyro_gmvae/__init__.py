@@ -1,7 +1,8 @@
 """pyro-gmvae: Gaussian-mixture variational autoencoders in Pyro."""
 
 from .data import Dataset, load_dataset, load_digits, load_idx, load_mnist_test
-from .estimators import AE, GMVAE, VAE, ClusterCollapseWarning, NotFittedError
+from .estimators import AE, GMVAE, VAE, VAEGMM, ClusterCollapseWarning, NotFittedError
+from .gmm import GibbsGMM
 from .metrics import cluster_accuracy, clustering_scores
 
 __version__ = "0.1.0"
@@ -10,7 +11,9 @@ __all__ = [
     "AE",
     "GMVAE",
     "VAE",
+    "VAEGMM",
     "ClusterCollapseWarning",
+    "GibbsGMM",
     "Dataset",
     "NotFittedError",
     "cluster_accuracy",

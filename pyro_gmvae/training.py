@@ -20,7 +20,7 @@ import logging
 import random
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,10 +150,11 @@ def check_checkpoint(ckpt_path: str | Path, config: dict) -> int:
 
 
 def svi_loss(module: torch.nn.Module, elbo: ELBO) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The negative ELBO per data point of ``module.model`` / ``module.guide``."""
+    """The negative ELBO per data point of ``module.model`` / ``module.guide``; a batch's
+    further tensors (e.g. data indices) are passed on to both."""
 
-    def loss(x: torch.Tensor) -> torch.Tensor:
-        return elbo.differentiable_loss(module.model, module.guide, x) / x.shape[0]
+    def loss(x: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
+        return elbo.differentiable_loss(module.model, module.guide, x, *args) / x.shape[0]
 
     return loss
 
@@ -291,6 +292,24 @@ class EpochLinePrinter(Callback):
         values = ", ".join(f"{k} {float(metrics[k]):.4g}" for k in shown if k in metrics)
         epoch = f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
         print(f"{self.phase}, {epoch}: {values}", file=sys.stderr, flush=True)
+
+
+def progress(items: Iterable, total: int, phase: str, enabled: bool = True) -> Iterator:
+    """``items`` with progress shown for a loop outside Lightning (e.g. Gibbs sweeps): a bar
+    named ``phase`` on a terminal or in Jupyter, otherwise a line per tenth of ``total``."""
+    if not enabled:
+        yield from items
+        return
+    if _interactive():
+        from tqdm.auto import tqdm
+
+        yield from tqdm(items, total=total, desc=phase, leave=False)
+        return
+    step = max(1, total // 10)
+    for i, item in enumerate(items, 1):
+        yield item
+        if i % step == 0 or i == total:
+            print(f"{phase}: {i}/{total}", file=sys.stderr, flush=True)
 
 
 def _interactive() -> bool:

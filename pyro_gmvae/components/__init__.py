@@ -25,6 +25,7 @@ from .likelihoods import (
 )
 from .priors import (
     FixedMixturePrior,
+    GaussianMixturePrior,
     LearnedMixturePrior,
     MixturePrior,
     StandardNormalPrior,
@@ -41,6 +42,7 @@ __all__ = [
     "FlowGuide",
     "FullNormalGuide",
     "GaussianLikelihood",
+    "GaussianMixturePrior",
     "GumbelSoftmaxCategorical",
     "LearnedMixturePrior",
     "Likelihood",

@@ -130,6 +130,86 @@ class FixedMixturePrior(nn.Module):
         )
 
 
+class GaussianMixturePrior(nn.Module):
+    """p(z) = sum_k pi_k N(mu_k, Sigma_k) with full covariances, all given (not trained): the
+    prior a Gibbs-sampled GMM hands to a VAE. No discrete y in the model.
+
+    With ``assignments`` (one cluster per training point) it is also a per-point prior:
+    ``forward(index)`` gives z_n ~ N(mu_{c_n}, Sigma_{c_n}) for the points ``index``; without an
+    index, or without assignments, it is the mixture. Its parameters are replaced in one step by
+    :meth:`set_mixture`.
+    """
+
+    n_clusters = None
+
+    def __init__(self, means, covariances, weights=None, assignments=None) -> None:
+        super().__init__()
+        K, D = torch.as_tensor(means).shape
+        self.n_components, self.latent_dim = K, D
+        self.register_buffer("means", torch.zeros(K, D))
+        self.register_buffer("scale_tril", torch.eye(D).expand(K, D, D).clone())
+        self.register_buffer("log_weights", torch.zeros(K))
+        # only meaningful for the data the mixture was fitted on: not saved with the weights
+        self.register_buffer("assignments", torch.zeros(0, dtype=torch.long), persistent=False)
+        self.set_mixture(means, covariances, weights, assignments)
+
+    @classmethod
+    def standard_normal(cls, n_components: int, latent_dim: int) -> GaussianMixturePrior:
+        """K equal components N(0, I): N(0, I) itself, before any mixture is fitted."""
+        return cls(
+            torch.zeros(n_components, latent_dim),
+            torch.eye(latent_dim).expand(n_components, -1, -1),
+        )
+
+    @torch.no_grad()
+    def set_mixture(self, means, covariances, weights=None, assignments=None) -> None:
+        """Replace the mixture: ``means`` (K, D), ``covariances`` (K, D, D) positive definite,
+        ``weights`` (K,) summing to 1 (equal when None), ``assignments`` (N,) cluster indices of
+        the training points (none when None)."""
+        means = torch.as_tensor(means, dtype=torch.float32)
+        covariances = torch.as_tensor(covariances, dtype=torch.float64)
+        K, D = self.n_components, self.latent_dim
+        if means.shape != (K, D) or covariances.shape != (K, D, D):
+            raise ValueError(
+                f"expected means ({K}, {D}) and covariances ({K}, {D}, {D}); got "
+                f"{tuple(means.shape)} and {tuple(covariances.shape)}"
+            )
+        scale_tril, info = torch.linalg.cholesky_ex(covariances)
+        if (info != 0).any() or not torch.isfinite(means).all():
+            raise ValueError("covariances must be positive definite and means finite")
+        weights = torch.full((K,), 1.0 / K) if weights is None else torch.as_tensor(weights)
+        weights = weights.to(torch.float32)
+        if weights.shape != (K,) or (weights < 0).any() or abs(float(weights.sum()) - 1) > 1e-4:
+            raise ValueError(f"weights must be {K} non-negative numbers summing to 1")
+        self.means.copy_(means)
+        self.scale_tril.copy_(scale_tril.float())
+        self.log_weights.copy_(weights.clamp_min(1e-30).log())
+        if assignments is None:
+            self.assignments = self.means.new_zeros(0, dtype=torch.long)
+        else:
+            assignments = torch.as_tensor(assignments, dtype=torch.long)
+            if assignments.ndim != 1 or ((assignments < 0) | (assignments >= K)).any():
+                raise ValueError(f"assignments must be cluster indices in [0, {K})")
+            self.assignments = assignments.to(self.means.device)
+
+    def components(self) -> dist.Distribution:
+        return dist.MultivariateNormal(self.means, scale_tril=self.scale_tril)
+
+    def forward(self, index: torch.Tensor | None = None) -> dist.Distribution:
+        if index is None or len(self.assignments) == 0:
+            return self.marginal()
+        c = self.assignments[index]
+        return dist.MultivariateNormal(self.means[c], scale_tril=self.scale_tril[c])
+
+    def marginal(self) -> dist.Distribution:
+        return dist.MixtureSameFamily(dist.Categorical(logits=self.log_weights), self.components())
+
+    def responsibilities(self, z: torch.Tensor) -> torch.Tensor:
+        """p(k | z) under the mixture, shape (N, K)."""
+        joint = self.components().log_prob(z.unsqueeze(-2)) + self.log_weights
+        return F.softmax(joint, -1)
+
+
 class MixturePrior(nn.Module):
     """p(z) = sum_k pi_k N(mu_k, diag(sigma_k^2)) with y summed out inside the prior (VaDE's
     prior), all parameters learned. The model itself has no y; ``responsibilities(z)`` gives

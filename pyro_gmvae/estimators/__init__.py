@@ -5,5 +5,14 @@ from .ae import AE
 from .base import ClusterCollapseWarning, LatentEstimator, NotFittedError
 from .gmvae import GMVAE
 from .vae import VAE
+from .vae_gmm import VAEGMM
 
-__all__ = ["AE", "GMVAE", "VAE", "ClusterCollapseWarning", "LatentEstimator", "NotFittedError"]
+__all__ = [
+    "AE",
+    "GMVAE",
+    "VAE",
+    "ClusterCollapseWarning",
+    "LatentEstimator",
+    "NotFittedError",
+    "VAEGMM",
+]

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from ..checks import NotFittedError, check_positive_int
 from ..components import make_likelihood
 from ..components.likelihoods import BernoulliLikelihood
 from ..components.priors import PRIORS, make_prior
@@ -67,15 +68,18 @@ class ClusterCollapseWarning(UserWarning):
     """A fit left a cluster almost empty or put almost all the data in one cluster."""
 
 
-class NotFittedError(RuntimeError):
-    """A method that needs a fitted model was called before ``fit`` or ``load``."""
-
-
-def check_positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int | np.integer) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be positive, got {value}")
+def cluster_weights(labels: np.ndarray, n_clusters: int, stacklevel: int = 4) -> np.ndarray:
+    """The share of the data in each cluster, with a ``ClusterCollapseWarning`` when a cluster
+    is almost empty or holds almost everything (``stacklevel``: the user's call)."""
+    w = np.bincount(labels, minlength=n_clusters) / len(labels)
+    if w.max() > 0.9 or w.min() < 0.1 / n_clusters:
+        warnings.warn(
+            f"cluster collapse: cluster sizes range from {w.min():.1%} to {w.max():.1%} of "
+            "the data; try another seed, more epochs or fewer clusters",
+            ClusterCollapseWarning,
+            stacklevel=stacklevel,
+        )
+    return w
 
 
 def describe(value: Any) -> Any:
@@ -250,26 +254,9 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
         """
         self._check_params()
         X = self._data(X, fitting=True)
-        labels = None
-        if y is not None:
-            labels = np.asarray(y).ravel()
-            if len(labels) != len(X):
-                raise ValueError(f"{len(labels)} labels for {len(X)} samples")
-        if ckpt_path is not None and not Path(ckpt_path).exists():
-            raise FileNotFoundError(f"no checkpoint at {ckpt_path}")
-        if run_dir is not None and ckpt_path is None:
-            found = [n for n in ("metrics.csv", "checkpoints") if (Path(run_dir) / n).exists()]
-            if found:
-                raise FileExistsError(
-                    f"{run_dir} already holds a run ({', '.join(found)}); resume it with "
-                    "ckpt_path=..., or choose another run_dir"
-                )
-        devices = {
-            "accelerator": self.accelerator,
-            "devices": self.devices,
-            "strategy": self.strategy,
-            "progress_bar": self.progress_bar,
-        }
+        labels = self._labels(X, y)
+        self._check_run_dir(run_dir, ckpt_path)
+        devices = self._devices()
         with local_seed(self.seed):
             module = self._build(X.shape[1])
             start = time.perf_counter()
@@ -292,19 +279,10 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
                 binarize=self.binarize,
                 config=self.configuration(fit_settings=False),
             )
-            generator = torch.Generator().manual_seed(self.seed)
-            monitor = torch.randperm(len(X), generator=generator)[: self.monitor_size].sort()[0]
-            X_monitor = X[monitor]
-            if self.binarize:  # the data the model is fitted to: one fixed binarisation
-                X_monitor = torch.bernoulli(X_monitor, generator=generator)
+            X_monitor, labels_monitor = self._monitor_data(X, labels)
             callbacks = [
                 DiscreteScheduleCallback(),
-                EpochMetricsCallback(
-                    X_monitor,
-                    None if labels is None else labels[monitor],
-                    monitor_terms,
-                    seed=self.seed,
-                ),
+                EpochMetricsCallback(X_monitor, labels_monitor, monitor_terms, seed=self.seed),
             ]
             history = train(
                 plan,
@@ -319,6 +297,47 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
         self.history_ = history
         self._after_fit(X)
         return self
+
+    def _devices(self) -> dict[str, Any]:
+        """The settings passed on to every training phase."""
+        return {
+            "accelerator": self.accelerator,
+            "devices": self.devices,
+            "strategy": self.strategy,
+            "progress_bar": self.progress_bar,
+        }
+
+    def _labels(self, X: torch.Tensor, y) -> np.ndarray | None:
+        if y is None:
+            return None
+        labels = np.asarray(y).ravel()
+        if len(labels) != len(X):
+            raise ValueError(f"{len(labels)} labels for {len(X)} samples")
+        return labels
+
+    def _check_run_dir(self, run_dir, ckpt_path) -> None:
+        """A resume needs its checkpoint; a new run needs a folder that holds no run."""
+        if ckpt_path is not None and not Path(ckpt_path).exists():
+            raise FileNotFoundError(f"no checkpoint at {ckpt_path}")
+        if run_dir is not None and ckpt_path is None:
+            found = [n for n in ("metrics.csv", "checkpoints") if (Path(run_dir) / n).exists()]
+            if found:
+                raise FileExistsError(
+                    f"{run_dir} already holds a run ({', '.join(found)}); resume it with "
+                    "ckpt_path=..., or choose another run_dir"
+                )
+
+    def _monitor_data(
+        self, X: torch.Tensor, labels: np.ndarray | None
+    ) -> tuple[torch.Tensor, np.ndarray | None]:
+        """The fixed subset the per-epoch log is computed on (one fixed binarisation of it when
+        training binarises), drawn from a generator of its own."""
+        generator = torch.Generator().manual_seed(self.seed)
+        monitor = torch.randperm(len(X), generator=generator)[: self.monitor_size].sort()[0]
+        X_monitor = X[monitor]
+        if self.binarize:  # the data the model is fitted to: one fixed binarisation
+            X_monitor = torch.bernoulli(X_monitor, generator=generator)
+        return X_monitor, None if labels is None else labels[monitor]
 
     def _after_fit(self, X: torch.Tensor) -> None:
         """Hook for fitted attributes computed from the data."""
@@ -397,6 +416,20 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
         check_positive_int("n_samples", n_samples)
 
     # --------------------------------------------------------------------------- persistence
+    def _fitted_state(self) -> dict[str, Any]:
+        """The fitted attributes (except ``module_``, saved as weights) as plain data."""
+        return {
+            k: v.tolist() if isinstance(v, np.ndarray) else v
+            for k, v in vars(self).items()
+            if k.endswith("_") and not k.startswith("_") and k != "module_"
+        }
+
+    def _restore_fitted(self, fitted: dict[str, Any]) -> None:
+        """Set the fitted attributes saved by :meth:`_fitted_state`."""
+        for k, v in fitted.items():
+            setattr(self, k, np.asarray(v) if isinstance(v, list) and k != "history_" else v)
+        self.image_shape_ = tuple(fitted["image_shape_"])
+
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Save the fitted model (parameters, weights, fitted attributes) to ``path``; an
         existing file is replaced only with ``overwrite=True``, and only once the new one is

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,10 +15,10 @@ from ..pretrain import pretrain
 from ..training import local_seed
 from .base import (
     COMMON_DOC,
-    ClusterCollapseWarning,
     LatentEstimator,
     base_params,
     check_positive_int,
+    cluster_weights,
 )
 
 SCHEDULE_DEFAULTS = (1.0, 0.5, 0.013862944)  # temperature, min_temperature, decay_rate
@@ -150,15 +149,7 @@ class GMVAE(ClusterMixin, LatentEstimator):
 
     def _after_fit(self, X: torch.Tensor) -> None:
         self.labels_ = self.predict(X)  # scikit-learn's clusterers keep the training labels
-        self.cluster_weights_ = np.bincount(self.labels_, minlength=self.n_clusters) / len(X)
-        w = self.cluster_weights_
-        if w.max() > 0.9 or w.min() < 0.1 / self.n_clusters:
-            warnings.warn(
-                f"cluster collapse: cluster sizes range from {w.min():.1%} to {w.max():.1%} of "
-                "the data; try another seed, more epochs or fewer clusters",
-                ClusterCollapseWarning,
-                stacklevel=3,
-            )
+        self.cluster_weights_ = cluster_weights(self.labels_, self.n_clusters)
 
     def predict_proba(self, X) -> np.ndarray:
         """q(y | x): the posterior probability of each cluster, shape (N, K), rows sum to 1."""

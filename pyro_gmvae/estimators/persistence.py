@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .. import files
@@ -26,11 +25,7 @@ def save(est: LatentEstimator, path: str | Path, overwrite: bool = False) -> Pat
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    fitted = {
-        k: v.tolist() if isinstance(v, np.ndarray) else v
-        for k, v in vars(est).items()
-        if k.endswith("_") and not k.startswith("_") and k != "module_"
-    }
+    fitted = est._fitted_state()
     params = {name: _stored(value) for name, value in est.get_params(deep=False).items()}
     payload = {
         "format": FORMAT,
@@ -103,7 +98,5 @@ def load(cls: type[LatentEstimator], path: str | Path, components: dict[str, Any
         module = est._build(fitted["n_features_in_"])
     module.load_state_dict(saved["state_dict"])
     est.module_ = module.eval()
-    for k, v in fitted.items():
-        setattr(est, k, np.asarray(v) if isinstance(v, list) and k != "history_" else v)
-    est.image_shape_ = tuple(fitted["image_shape_"])
+    est._restore_fitted(fitted)
     return est

@@ -1,0 +1,297 @@
+"""``VAEGMM``: a VAE and a Gibbs-sampled Gaussian mixture that learn from each other in turns."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import ClusterMixin
+
+from .. import files
+from ..checks import check_positive_int
+from ..gmm import GibbsGMM
+from ..metrics import clustering_scores
+from ..models import VAEGMMModule
+from ..models.vae_gmm import PRIOR_MODES
+from ..training import (
+    EpochMetricsCallback,
+    TrainingPlan,
+    _csv_text,
+    local_seed,
+    make_loader,
+    monitor_terms,
+    svi_loss,
+    train,
+)
+from .base import COMMON_DOC, LatentEstimator, base_params, cluster_weights
+
+
+class VAEGMM(ClusterMixin, LatentEstimator):
+    (
+        """A VAE and a Bayesian Gaussian mixture fitted in turns ("mutual learning").
+
+    Each round: (1) the VAE trains for ``epochs`` epochs, its weights carried over from the
+    last round (never re-initialised); its prior is N(0, I) in round 1 and the mixture fitted
+    in the last round afterwards; (2) the encoder means of all training points go to a
+    :class:`~pyro_gmvae.gmm.GibbsGMM`, which continues its chains from the last round (warm
+    start); (3) the mixture's posterior-mean weights, means and covariances become the VAE's
+    prior. The round kept at the end is the one whose VAE and mixture give the highest ELBO
+    under the mixture prior on the monitor subset (chosen without labels).
+
+    Parameters
+    ----------
+    n_components : K, the number of Gaussians of the mixture.
+    prior_mode : how the VAE uses the mixture. ``"assigned"`` (default): each training point's
+        prior is the Gaussian of the cluster the GMM assigns it to, z_n ~ N(mu_{c_n},
+        Sigma_{c_n}), looked up by the point's index in the data; the KL term is analytic.
+        ``"mixture"``: every point's prior is the whole mixture sum_k pi_k N(mu_k, Sigma_k),
+        with no hard assignment; the KL term is a one-sample estimate. In both, the KL is per
+        point, summed over latent dimensions and averaged over the batch, like the other
+        estimators'; scoring new data (``score``, ``log_likelihood``) uses the mixture.
+    n_rounds : rounds of VAE training and Gibbs sampling (1: the VAE and the GMM are fitted
+        once, one after the other: no mutual learning).
+    epochs : VAE epochs per round.
+    covariance_type : ``"full"`` or ``"diag"`` Gaussians in the GMM (the VAE's prior is full in
+        both cases).
+    gibbs_sweeps, gibbs_burn_in, gibbs_chains : the GMM's sweeps per round, burn-in and chains.
+    z_guide : ``"diagonal"``, ``"low-rank"``, ``"full"``, ``"flow"`` or a guide factory.
+    """
+        + COMMON_DOC
+        + """
+    Also ``gmm_`` (the GibbsGMM of the kept round, fitted on its latents), ``labels_`` (its
+    clusters of the training points), ``cluster_weights_``, ``best_round_``, ``rounds_`` (one
+    dict per round: the mixture ELBO, the GMM's mean log joint, ACC/NMI/ARI when labels are
+    given) and ``gibbs_history_`` (one dict per sweep, with its round). ``history_`` rows carry
+    their ``round``; their ``train_elbo`` is the ELBO under the mixture prior (``loss`` is the
+    training objective).
+    """
+    )
+
+    def __init__(
+        self,
+        n_components: int = 10,
+        prior_mode: str = "assigned",
+        n_rounds: int = 5,
+        latent_dim: int = 10,
+        hidden_dims: Sequence[int] = (512, 512),
+        likelihood: Any = "bernoulli",
+        z_guide: Any = "diagonal",
+        covariance_type: str = "full",
+        gibbs_sweeps: int = 200,
+        gibbs_burn_in: int = 100,
+        gibbs_chains: int = 2,
+        epochs: int = 10,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        binarize: bool = False,
+        seed: int = 0,
+        accelerator: str = "auto",
+        devices: Any = 1,
+        strategy: Any = "auto",
+        progress_bar: bool = True,
+        monitor_size: int | None = 2000,
+    ) -> None:
+        self.n_components = n_components
+        self.prior_mode = prior_mode
+        self.n_rounds = n_rounds
+        self.z_guide = z_guide
+        self.covariance_type = covariance_type
+        self.gibbs_sweeps = gibbs_sweeps
+        self.gibbs_burn_in = gibbs_burn_in
+        self.gibbs_chains = gibbs_chains
+        super().__init__(**base_params(locals()))
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_positive_int("n_components", self.n_components)
+        if self.n_components < 2:
+            raise ValueError(f"n_components must be at least 2, got {self.n_components}")
+        check_positive_int("n_rounds", self.n_rounds)
+        if self.prior_mode not in PRIOR_MODES:
+            raise ValueError(f"prior_mode must be 'assigned' or 'mixture', got {self.prior_mode!r}")
+        self._make_gmm(self.seed)  # checks the Gibbs settings
+
+    def _make_gmm(self, seed: int) -> GibbsGMM:
+        return GibbsGMM(
+            self.n_components,
+            covariance_type=self.covariance_type,
+            n_sweeps=self.gibbs_sweeps,
+            burn_in=self.gibbs_burn_in,
+            n_chains=self.gibbs_chains,
+            warm_start=True,
+            seed=seed,
+            progress_bar=self.progress_bar,
+        )
+
+    def _build(self, x_dim: int) -> VAEGMMModule:
+        return VAEGMMModule(
+            x_dim,
+            self.n_components,
+            self.prior_mode,
+            latent_dim=self.latent_dim,
+            hidden_dims=tuple(self.hidden_dims),
+            likelihood=self.likelihood,
+            z_guide=self.z_guide,
+        )
+
+    def _data(self, X, fitting: bool = False) -> torch.Tensor:
+        X = super()._data(X, fitting)
+        if fitting and self.n_components > X.shape[0]:
+            raise ValueError(
+                f"n_components={self.n_components} is larger than the number of samples "
+                f"({X.shape[0]})"
+            )
+        return X
+
+    # ----------------------------------------------------------------------------- fitting
+    def fit(self, X, y=None, *, run_dir: str | Path | None = None, ckpt_path=None):
+        """Fit the VAE and the mixture in ``n_rounds`` rounds (labels ``y``, if given, are only
+        used to log ACC/NMI/ARI per round and per sweep). With ``run_dir``, ``metrics.csv``
+        (per epoch), ``rounds.csv`` and ``gibbs.csv`` are written there after every round."""
+        if ckpt_path is not None:
+            raise ValueError(
+                "VAEGMM fits in rounds of VAE training and Gibbs sampling and does not resume "
+                "from a checkpoint: fit again"
+            )
+        self._check_params()
+        X = self._data(X, fitting=True)
+        labels = self._labels(X, y)
+        self._check_run_dir(run_dir, None)
+        history: list[dict] = []
+        rounds: list[dict] = []
+        gibbs: list[dict] = []
+        best: dict[str, Any] = {}
+        with local_seed(self.seed):
+            module = self._build(X.shape[1])
+            gmm = self._make_gmm(self.seed)
+            X_monitor, labels_monitor = self._monitor_data(X, labels)
+            indices = torch.arange(len(X))
+            for r in range(1, self.n_rounds + 1):
+                plan = TrainingPlan(
+                    module,
+                    svi_loss(module, module.elbo()),
+                    lr=self.lr,
+                    binarize=self.binarize,
+                    config=self.configuration(fit_settings=False),
+                )
+                rows = train(
+                    plan,
+                    make_loader((X, indices), self.batch_size, self.seed * 1009 + r),
+                    self.epochs,
+                    callbacks=[EpochMetricsCallback(X_monitor, None, monitor_terms, self.seed)],
+                    phase=f"round {r}/{self.n_rounds}: VAE",
+                    **self._devices(),
+                )
+                for row in rows:
+                    row.update(round=r, epoch=row["epoch"] + (r - 1) * self.epochs)
+                history += rows
+                module.cpu()
+                gmm.set_params(seed=self.seed * 1009 + r)
+                gmm.fit(self._latents(module, X), labels)
+                gibbs += [{"round": r, **row} for row in gmm.history_]
+                module.prior.set_mixture(
+                    gmm.means_, gmm.covariances_, gmm.weights_, assignments=gmm.labels_
+                )
+                summary = {
+                    "round": r,
+                    "elbo": self._mixture_elbo(module, X_monitor),
+                    "log_joint": float(gmm.draws_["log_joint"].mean()),
+                }
+                if labels is not None:
+                    summary.update(clustering_scores(labels, gmm.labels_))
+                rounds.append(summary)
+                if not best or summary["elbo"] > best["elbo"]:
+                    best = {
+                        "elbo": summary["elbo"],
+                        "round": r,
+                        "state": copy.deepcopy(module.state_dict()),
+                        "gmm": copy.deepcopy(gmm),
+                    }
+                if run_dir is not None:
+                    self._write_logs(Path(run_dir), history, rounds, gibbs)
+        module.load_state_dict(best["state"])
+        self.gmm_ = best["gmm"]
+        module.prior.set_mixture(
+            self.gmm_.means_, self.gmm_.covariances_, self.gmm_.weights_, self.gmm_.labels_
+        )
+        self.module_ = module.eval()
+        self.history_, self.rounds_, self.gibbs_history_ = history, rounds, gibbs
+        self.best_round_ = best["round"]
+        self.labels_ = self.gmm_.labels_
+        self.cluster_weights_ = cluster_weights(self.labels_, self.n_components, stacklevel=3)
+        return self
+
+    @torch.no_grad()
+    def _latents(self, module: VAEGMMModule, X: torch.Tensor) -> torch.Tensor:
+        module.eval()
+        Z = self._batched(module.latent_mean, X)
+        module.train()
+        return Z
+
+    def _mixture_elbo(self, module: VAEGMMModule, X_monitor: torch.Tensor) -> float:
+        """The mean ELBO under the mixture prior on the monitor subset: a bound on log p(x) of
+        the round's VAE and mixture, comparable across rounds."""
+        with local_seed(self.seed):
+            return monitor_terms(module, X_monitor)["terms"]["train_elbo"]
+
+    @staticmethod
+    def _write_logs(folder: Path, history: list, rounds: list, gibbs: list) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, rows in (("metrics", history), ("rounds", rounds), ("gibbs", gibbs)):
+            files.write_text(folder / f"{name}.csv", _csv_text(rows))
+
+    # ----------------------------------------------------------------------------- inference
+    def predict_proba(self, X) -> np.ndarray:
+        """The GMM's p(c = k | z) at the latent means, averaged over its kept draws: (N, K)."""
+        self._check_fitted()
+        return self.gmm_.predict_proba(self.transform(X))
+
+    def predict(self, X) -> np.ndarray:
+        """The GMM's most probable cluster for each sample's latent mean."""
+        return self.predict_proba(X).argmax(1)
+
+    @torch.no_grad()
+    def sample(
+        self, n_samples: int = 1, cluster: int | None = None, seed: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Draw z from the mixture (or from the Gaussian of ``cluster``) and decode it: the mean
+        of p(x | z). Returns ``(X, clusters)``; ``seed`` gives the draws a generator of their
+        own (the caller's random state is left alone)."""
+        self._check_n_samples(n_samples)
+        if cluster is not None and not 0 <= cluster < self.n_components:
+            raise ValueError(f"cluster must be in [0, {self.n_components - 1}], got {cluster}")
+        prior = self.module_.prior
+
+        def draw() -> tuple[torch.Tensor, torch.Tensor]:
+            if cluster is None:
+                clusters = torch.distributions.Categorical(logits=prior.log_weights).sample(
+                    (n_samples,)
+                )
+            else:
+                clusters = torch.full((n_samples,), int(cluster))
+            z = torch.distributions.MultivariateNormal(
+                prior.means[clusters], scale_tril=prior.scale_tril[clusters]
+            ).sample()
+            return self.module_.likelihood.mean(self.module_.decoder(z)), clusters
+
+        with local_seed(self.seed if seed is None else seed):
+            X, clusters = draw()
+        return X.numpy(), clusters.numpy()
+
+    # ----------------------------------------------------------------------------- persistence
+    def _fitted_state(self) -> dict[str, Any]:
+        state = {k: v for k, v in super()._fitted_state().items() if k != "gmm_"}
+        state["gmm_"] = self.gmm_.to_state()
+        return state
+
+    def _restore_fitted(self, fitted: dict[str, Any]) -> None:
+        fitted = dict(fitted)
+        self.gmm_ = GibbsGMM.from_state(fitted.pop("gmm_"))
+        super()._restore_fitted(fitted)
+        self.module_.prior.set_mixture(
+            self.gmm_.means_, self.gmm_.covariances_, self.gmm_.weights_, self.gmm_.labels_
+        )

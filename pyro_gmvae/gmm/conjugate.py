@@ -1,0 +1,257 @@
+"""The conjugate pieces of a Bayesian Gaussian mixture, vectorized over chains and clusters.
+
+Model (K components, D dimensions)::
+
+    pi ~ Dirichlet(alpha0 * 1_K)
+    full:  Lambda_k ~ Wishart(nu0, Psi0^-1)   (Sigma_k = Lambda_k^-1 ~ InvWishart(nu0, Psi0))
+           mu_k | Lambda_k ~ N(m0, (beta0 Lambda_k)^-1)
+    diag:  lambda_kd ~ Gamma(nu0 / 2, rate=psi0_d / 2)  (the one-dimensional Wishart, per dimension)
+           mu_kd | lambda_kd ~ N(m0_d, 1 / (beta0 lambda_kd))
+    c_n ~ Categorical(pi),  z_n | c_n ~ N(mu_{c_n}, Lambda_{c_n}^-1)
+
+Every function takes a leading batch of chains C and works on all K clusters at once: no Python
+loop over points or clusters. Densities use the expanded quadratic form
+``z^T Lambda z - 2 mu^T Lambda z + mu^T Lambda mu`` as one matrix product of the points' features
+``[1, z, upper-triangle of z z^T]`` (see :func:`features`) against each cluster's coefficients;
+the same features give the sufficient statistics. Everything runs in float64: float32 loses
+precision in the near-singular draws and in the expanded form.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+COVARIANCE_TYPES = ("full", "diag")
+
+
+@dataclass(frozen=True)
+class MixturePrior:
+    """Hyperparameters of the Bayesian mixture (names as in scikit-learn's
+    ``BayesianGaussianMixture``): ``weight_concentration`` alpha0, ``mean`` m0 (D,),
+    ``mean_precision`` beta0, ``degrees_of_freedom`` nu0 and ``covariance`` Psi0, the scale of the
+    inverse-Wishart on each covariance ((D, D) for ``"full"``; its diagonal (D,) for ``"diag"``).
+    The prior mean of a covariance is Psi0 / (nu0 - D - 1) (full) or psi0 / (nu0 - 2) (diag)."""
+
+    covariance_type: str
+    weight_concentration: float
+    mean: torch.Tensor
+    mean_precision: float
+    degrees_of_freedom: float
+    covariance: torch.Tensor
+
+    def log_normaliser(self, n_clusters: int) -> float:
+        """The part of log p(pi, mu, Lambda) that does not depend on them."""
+        D = self.mean.shape[-1]
+        alpha, nu0 = self.weight_concentration, self.degrees_of_freedom
+        out = math.lgamma(n_clusters * alpha) - n_clusters * math.lgamma(alpha)
+        if self.covariance_type == "full":
+            per_cluster = (
+                0.5 * nu0 * float(torch.linalg.slogdet(self.covariance)[1])
+                - 0.5 * nu0 * D * math.log(2)
+                - float(torch.special.multigammaln(torch.tensor(0.5 * nu0), D))
+            )
+        else:
+            per_cluster = float(
+                (0.5 * nu0 * (0.5 * self.covariance).log()).sum() - D * math.lgamma(0.5 * nu0)
+            )
+        per_cluster += 0.5 * D * math.log(self.mean_precision / (2 * math.pi))
+        return out + n_clusters * per_cluster
+
+
+@dataclass
+class Posterior:
+    """Conditional posterior of the mixture's parameters given assignments, per chain and
+    cluster: Dirichlet ``concentration`` (C, K) and Normal-Wishart (Normal-Gamma) ``mean``
+    (C, K, D), ``mean_precision`` (C, K), ``degrees_of_freedom`` (C, K), ``scale`` (C, K, D, D)
+    or (C, K, D)."""
+
+    concentration: torch.Tensor
+    mean: torch.Tensor
+    mean_precision: torch.Tensor
+    degrees_of_freedom: torch.Tensor
+    scale: torch.Tensor
+
+
+@dataclass
+class Parameters:
+    """One draw of the mixture per chain: ``log_weights`` (C, K), ``means`` (C, K, D),
+    ``precisions`` (C, K, D, D), or (C, K, D) for diagonal ones, and their ``log_det``
+    log|Lambda_k| (C, K), computed when not given."""
+
+    log_weights: torch.Tensor
+    means: torch.Tensor
+    precisions: torch.Tensor
+    log_det: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.log_det is None:
+            if self.full:
+                chol = torch.linalg.cholesky(self.precisions)
+                self.log_det = 2.0 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+            else:
+                self.log_det = self.precisions.log().sum(-1)
+
+    @property
+    def full(self) -> bool:
+        return self.precisions.ndim == 4
+
+    def covariances(self) -> torch.Tensor:
+        if self.full:
+            return torch.cholesky_inverse(torch.linalg.cholesky(self.precisions))
+        return 1.0 / self.precisions
+
+    def permute(self, order: torch.Tensor) -> Parameters:
+        """Cluster ``order[c, j]`` of chain c becomes cluster j (``order``: (C, K))."""
+        chains = torch.arange(len(order)).unsqueeze(1)
+        return Parameters(
+            self.log_weights[chains, order],
+            self.means[chains, order],
+            self.precisions[chains, order],
+            self.log_det[chains, order],
+        )
+
+
+def n_features(dim: int, covariance_type: str) -> int:
+    return 1 + dim + (dim * (dim + 1) // 2 if covariance_type == "full" else dim)
+
+
+def features(z: torch.Tensor, covariance_type: str) -> torch.Tensor:
+    """Per point ``[1, z, q(z)]`` with q(z) the upper triangle of z z^T (full) or z^2 (diag):
+    shape (N, F). Both the densities and the sufficient statistics are linear in them."""
+    if covariance_type == "full":
+        i, j = torch.triu_indices(z.shape[1], z.shape[1])
+        quadratic = z[:, i] * z[:, j]
+    else:
+        quadratic = z.square()
+    return torch.cat([torch.ones_like(z[:, :1]), z, quadratic], 1)
+
+
+def _symmetric(upper: torch.Tensor, dim: int) -> torch.Tensor:
+    """(..., D(D+1)/2) upper-triangle entries -> (..., D, D) symmetric matrices."""
+    i, j = torch.triu_indices(dim, dim)
+    out = upper.new_zeros(*upper.shape[:-1], dim, dim)
+    out[..., i, j] = upper
+    out[..., j, i] = upper
+    return out
+
+
+def statistics(
+    feats: torch.Tensor, assignments: torch.Tensor, n_clusters: int, dim: int, full: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Counts (C, K), sums (C, K, D) and sums of squares (C, K, D, D), or (C, K, D) for
+    diagonal features, of the points assigned to each cluster. ``feats`` (from
+    :func:`features`) is (N, F) or, repeated once per chain, (C * N, F); ``assignments`` is
+    (C, N); ``full`` says which features they are."""
+    C, N = assignments.shape
+    if feats.shape[0] != C * N:
+        feats = feats.repeat(C, 1)
+    offsets = torch.arange(C, device=assignments.device).unsqueeze(1) * n_clusters
+    flat = (assignments + offsets).reshape(-1)
+    sums = feats.new_zeros(C * n_clusters, feats.shape[1]).index_add_(0, flat, feats)
+    sums = sums.reshape(C, n_clusters, -1)
+    counts, first, second = sums[..., 0], sums[..., 1 : 1 + dim], sums[..., 1 + dim :]
+    if full:  # the upper triangle of the sum of z z^T
+        second = _symmetric(second, dim)
+    return counts, first, second
+
+
+def posterior(
+    prior: MixturePrior,
+    counts: torch.Tensor,
+    sums: torch.Tensor,
+    squares: torch.Tensor,
+) -> Posterior:
+    """The closed-form conditional posterior of (pi, mu, Lambda) given the statistics."""
+    beta0, nu0, m0 = prior.mean_precision, prior.degrees_of_freedom, prior.mean
+    beta = beta0 + counts
+    mean = (beta0 * m0 + sums) / beta.unsqueeze(-1)
+    if prior.covariance_type == "full":
+        outer0 = beta0 * torch.outer(m0, m0)
+        outer = beta[..., None, None] * mean.unsqueeze(-1) * mean.unsqueeze(-2)
+        scale = prior.covariance + squares + outer0 - outer
+        scale = 0.5 * (scale + scale.transpose(-1, -2))  # exactly symmetric for the Cholesky
+    else:
+        scale = prior.covariance + squares + beta0 * m0.square() - beta.unsqueeze(-1) * mean**2
+    return Posterior(prior.weight_concentration + counts, mean, beta, nu0 + counts, scale)
+
+
+def draw(post: Posterior) -> Parameters:
+    """One draw of (pi, mu, Lambda) from the posterior, for every chain and cluster.
+
+    Full covariances use Bartlett's construction: with Psi = U U^T (U lower) and A lower
+    triangular, A_ii ~ sqrt(chi2(nu - i)), A_ij ~ N(0, 1) below the diagonal,
+    Lambda = U^-T A A^T U^-1 ~ Wishart(nu, Psi^-1) (any square root of Psi^-1 will do, because
+    A A^T ~ Wishart(nu, I) is invariant under rotations); then mu = m + U A^-T eps / sqrt(beta).
+    """
+    weights = torch.distributions.Dirichlet(post.concentration).sample()
+    log_weights = weights.clamp_min(torch.finfo(weights.dtype).tiny).log()
+    beta = post.mean_precision.unsqueeze(-1)
+    eps = torch.randn_like(post.mean)
+    if post.scale.ndim == post.mean.ndim:  # diagonal: Gamma(nu / 2, rate = psi / 2) per dimension
+        shape = (0.5 * post.degrees_of_freedom).unsqueeze(-1).expand_as(post.scale)
+        precisions = torch._standard_gamma(shape.contiguous()) / (0.5 * post.scale)
+        means = post.mean + eps / (beta * precisions).sqrt()
+        return Parameters(log_weights, means, precisions, precisions.log().sum(-1))
+    D = post.mean.shape[-1]
+    U = torch.linalg.cholesky(post.scale)
+    dof = post.degrees_of_freedom.unsqueeze(-1) - torch.arange(D, dtype=U.dtype)  # nu - i
+    chi2 = 2.0 * torch._standard_gamma((0.5 * dof).contiguous())
+    A = torch.randn_like(U).tril(-1) + torch.diag_embed(chi2.sqrt())
+    root = torch.linalg.solve_triangular(U.transpose(-1, -2), A, upper=True)  # U^-T A
+    precisions = root @ root.transpose(-1, -2)
+    precisions = 0.5 * (precisions + precisions.transpose(-1, -2))
+    # mu - m = U A^-T eps / sqrt(beta): solve A^T v = eps
+    v = torch.linalg.solve_triangular(A.transpose(-1, -2), eps.unsqueeze(-1), upper=True)
+    means = post.mean + (U @ v).squeeze(-1) / beta.sqrt()
+    log_det = 2.0 * (A.diagonal(dim1=-2, dim2=-1).log() - U.diagonal(dim1=-2, dim2=-1).log())
+    return Parameters(log_weights, means, precisions, log_det.sum(-1))
+
+
+def coefficients(params: Parameters) -> torch.Tensor:
+    """(C, K, F) coefficients such that ``coefficients @ features(z).T`` is
+    log pi_k + log N(z | mu_k, Lambda_k^-1) for every cluster and point."""
+    mu, lam = params.means, params.precisions
+    D = mu.shape[-1]
+    if params.full:
+        lam_mu = (lam @ mu.unsqueeze(-1)).squeeze(-1)
+        i, j = torch.triu_indices(D, D)
+        quadratic = -0.5 * lam[..., i, j] * torch.where(i == j, 1.0, 2.0).to(lam)
+    else:
+        lam_mu = lam * mu
+        quadratic = -0.5 * lam
+    mu_lam_mu = (mu * lam_mu).sum(-1)
+    const = params.log_weights + 0.5 * (params.log_det - mu_lam_mu - D * math.log(2 * math.pi))
+    return torch.cat([const.unsqueeze(-1), lam_mu, quadratic], -1)
+
+
+def log_joint_terms(feats_t: torch.Tensor, params: Parameters) -> torch.Tensor:
+    """log pi_k + log N(z_n | mu_k, Sigma_k) for every chain, cluster and point, (C, K, N), from
+    the points' features transposed, ``features(z).T`` (F, N)."""
+    return coefficients(params) @ feats_t
+
+
+def log_prior(prior: MixturePrior, params: Parameters, log_normaliser: float | None = None):
+    """log p(pi, mu, Lambda) per chain, shape (C,): Dirichlet, then Normal-Wishart (full) or
+    Normal-Gamma (diag) for each cluster. ``log_normaliser`` is
+    ``prior.log_normaliser(K)``, computed when not given."""
+    K = params.means.shape[-2]
+    if log_normaliser is None:
+        log_normaliser = prior.log_normaliser(K)
+    alpha, beta0, nu0 = prior.weight_concentration, prior.mean_precision, prior.degrees_of_freedom
+    D = params.means.shape[-1]
+    diff = params.means - prior.mean
+    if params.full:
+        wishart = 0.5 * (nu0 - D - 1) * params.log_det - 0.5 * (
+            prior.covariance * params.precisions
+        ).sum((-1, -2))
+        mahalanobis = (diff * (params.precisions @ diff.unsqueeze(-1)).squeeze(-1)).sum(-1)
+    else:
+        wishart = ((0.5 * nu0 - 1) * params.precisions.log()).sum(-1) - (
+            0.5 * prior.covariance * params.precisions
+        ).sum(-1)
+        mahalanobis = (params.precisions * diff.square()).sum(-1)
+    normal = 0.5 * (params.log_det - beta0 * mahalanobis)
+    return log_normaliser + (alpha - 1) * params.log_weights.sum(-1) + (wishart + normal).sum(-1)

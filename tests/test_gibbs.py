@@ -1,0 +1,388 @@
+"""The Gibbs-sampled Bayesian GMM: each conditional against its closed form, the sampler against
+exact enumeration and against Pyro's infer_discrete, recovery of known parameters, relabelling,
+reproducibility and bad input."""
+
+import itertools
+import math
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+from scipy.special import gammaln, multigammaln
+
+from pyro_gmvae import GibbsGMM, NotFittedError
+from pyro_gmvae.gmm import conjugate as cj
+from pyro_gmvae.gmm.sampler import gibbs_sweeps, match_labels
+
+f64 = torch.float64
+
+
+def _prior(D, covariance_type="full", alpha=1.0, beta=0.7, nu=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(D, D, generator=g, dtype=f64)
+    psi = A @ A.T + D * torch.eye(D, dtype=f64)
+    nu = nu if nu is not None else (D + 2.0 if covariance_type == "full" else 3.0)
+    scale = psi if covariance_type == "full" else psi.diagonal().clone()
+    return cj.MixturePrior(
+        covariance_type, alpha, torch.randn(D, generator=g, dtype=f64), beta, nu, scale
+    )
+
+
+def _stats(z, assignments, K, covariance_type):
+    feats = cj.features(z, covariance_type)
+    return cj.statistics(feats, assignments, K, z.shape[1], covariance_type == "full")
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_posterior_matches_textbook_normal_wishart(covariance_type):
+    """For fixed assignments: beta_n = beta0 + n, m_n = (beta0 m0 + n xbar) / beta_n,
+    nu_n = nu0 + n, Psi_n = Psi0 + S + beta0 n / beta_n (xbar - m0)(xbar - m0)^T, with S the
+    centred scatter; alpha_n = alpha0 + n. An empty cluster keeps the prior."""
+    D, K = 3, 3
+    prior = _prior(D, covariance_type)
+    z = torch.randn(40, D, dtype=f64) * 2 + 1
+    assignments = torch.tensor([[0] * 25 + [1] * 15])  # cluster 2 is empty
+    post = cj.posterior(prior, *_stats(z, assignments, K, covariance_type))
+    for k, members in enumerate([z[:25], z[25:], z[:0]]):
+        n = len(members)
+        beta0, m0, nu0 = prior.mean_precision, prior.mean, prior.degrees_of_freedom
+        xbar = members.mean(0) if n else torch.zeros(D, dtype=f64)
+        centred = members - xbar
+        S = centred.T @ centred
+        d = (xbar - m0).unsqueeze(1)
+        psi = prior.covariance if covariance_type == "full" else torch.diag(prior.covariance)
+        psi_n = psi + S + beta0 * n / (beta0 + n) * (d @ d.T)
+        expected_scale = psi_n if covariance_type == "full" else psi_n.diagonal()
+        assert torch.allclose(post.scale[0, k], expected_scale, atol=1e-9)
+        assert torch.allclose(post.mean[0, k], (beta0 * m0 + n * xbar) / (beta0 + n))
+        assert float(post.mean_precision[0, k]) == pytest.approx(beta0 + n)
+        assert float(post.degrees_of_freedom[0, k]) == pytest.approx(nu0 + n)
+        assert float(post.concentration[0, k]) == pytest.approx(prior.weight_concentration + n)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_draws_have_the_posterior_moments(covariance_type):
+    """Many draws (one 'chain' each) from one posterior: E[Lambda] = nu Psi^-1 (full) or
+    nu / psi (diag), E[mu] = m, Cov[mu] = Psi / (beta (nu - D - 1)) (full), E[pi] = alpha / sum."""
+    torch.manual_seed(0)
+    D, K, S = 2, 2, 40000
+    psi = torch.tensor([[2.0, 0.6], [0.6, 1.0]], dtype=f64)
+    scale = psi if covariance_type == "full" else psi.diagonal()
+    mean = torch.tensor([[1.0, -1.0], [0.5, 2.0]], dtype=f64)
+    post = cj.Posterior(
+        torch.tensor([[3.0, 7.0]], dtype=f64).expand(S, K),
+        mean.expand(S, K, D),
+        torch.tensor([[2.0, 5.0]], dtype=f64).expand(S, K),
+        torch.tensor([[6.0, 9.0]], dtype=f64).expand(S, K),
+        scale.expand(S, K, *scale.shape),
+    )
+    params = cj.draw(post)
+    assert torch.allclose(
+        params.log_weights.exp().mean(0), torch.tensor([0.3, 0.7], dtype=f64), atol=0.01
+    )
+    assert torch.allclose(params.means.mean(0), mean, atol=0.03)
+    nu = torch.tensor([6.0, 9.0], dtype=f64)
+    if covariance_type == "full":
+        expected = nu[:, None, None] * torch.linalg.inv(psi)
+        assert torch.allclose(params.precisions.mean(0), expected, rtol=0.03, atol=0.03)
+        cov_mu = torch.stack([torch.cov(params.means[:, k].T) for k in range(K)])
+        beta = torch.tensor([2.0, 5.0], dtype=f64)
+        expected_cov = psi / (beta * (nu - D - 1))[:, None, None]
+        assert torch.allclose(cov_mu, expected_cov, rtol=0.06, atol=0.005)
+        log_det = torch.linalg.slogdet(params.precisions)[1]
+        assert torch.allclose(params.log_det, log_det, atol=1e-8)
+    else:
+        expected = nu[:, None] / psi.diagonal()
+        assert torch.allclose(params.precisions.mean(0), expected, rtol=0.03)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_log_densities_match_torch_distributions(covariance_type):
+    D, K = 3, 4
+    prior = _prior(D, covariance_type)
+    z = torch.randn(30, D, dtype=f64)
+    post = cj.posterior(prior, *_stats(z, torch.randint(K, (2, 30)), K, covariance_type))
+    params = cj.draw(post)
+    cov = params.covariances()
+    weights = params.log_weights.exp()
+    if covariance_type == "full":
+        components = dist.MultivariateNormal(params.means, cov)
+    else:
+        components = dist.Normal(params.means, cov.sqrt()).to_event(1)
+    expected = (
+        components.log_prob(z[:, None, None]).permute(1, 2, 0) + params.log_weights[..., None]
+    )
+    feats_t = cj.features(z, covariance_type).T.contiguous()
+    assert torch.allclose(cj.log_joint_terms(feats_t, params), expected, atol=1e-8)
+
+    lp = dist.Dirichlet(torch.full((K,), prior.weight_concentration, dtype=f64)).log_prob(
+        weights / weights.sum(-1, keepdim=True)
+    )
+    beta0, nu0 = prior.mean_precision, prior.degrees_of_freedom
+    if covariance_type == "full":
+        wishart = dist.Wishart(
+            torch.tensor(nu0, dtype=f64), covariance_matrix=torch.linalg.inv(prior.covariance)
+        )
+        normal = dist.MultivariateNormal(prior.mean, precision_matrix=beta0 * params.precisions)
+        lp = lp + (wishart.log_prob(params.precisions) + normal.log_prob(params.means)).sum(-1)
+    else:
+        gamma = dist.Gamma(0.5 * nu0, 0.5 * prior.covariance)
+        normal = dist.Normal(prior.mean, (beta0 * params.precisions).rsqrt())
+        lp = lp + (gamma.log_prob(params.precisions) + normal.log_prob(params.means)).sum((-1, -2))
+    assert torch.allclose(cj.log_prior(prior, params), lp, atol=1e-8)
+
+
+def _log_marginal(z, prior):
+    """log p(Z) of one cluster's points with (mu, Sigma) integrated out (Normal-inverse-Wishart),
+    written independently of the library; a diagonal prior is a product of 1-D ones."""
+    if prior.covariance_type == "diag":
+        return sum(
+            _log_marginal(
+                z[:, d : d + 1],
+                cj.MixturePrior(
+                    "full",
+                    prior.weight_concentration,
+                    prior.mean[d : d + 1],
+                    prior.mean_precision,
+                    prior.degrees_of_freedom,
+                    prior.covariance[d : d + 1].reshape(1, 1),
+                ),
+            )
+            for d in range(z.shape[1])
+        )
+    n, D = z.shape
+    z, m0, psi0 = z.numpy(), prior.mean.numpy(), prior.covariance.numpy()
+    beta0, nu0 = prior.mean_precision, prior.degrees_of_freedom
+    xbar = z.mean(0) if n else np.zeros(D)
+    S = (z - xbar).T @ (z - xbar)
+    d = (xbar - m0)[:, None]
+    psi_n = psi0 + S + beta0 * n / (beta0 + n) * (d @ d.T)
+    nu_n = nu0 + n
+    return (
+        -0.5 * n * D * math.log(math.pi)
+        + multigammaln(nu_n / 2, D)
+        - multigammaln(nu0 / 2, D)
+        + 0.5 * nu0 * np.linalg.slogdet(psi0)[1]
+        - 0.5 * nu_n * np.linalg.slogdet(psi_n)[1]
+        + 0.5 * D * math.log(beta0 / (beta0 + n))
+    )
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_sampler_matches_exact_enumeration_of_assignments(covariance_type):
+    """N=5 points, K=2: the exact posterior over the 2^5 assignments (weights and parameters
+    integrated out) against the sampler's draws, compared on partitions (label-free)."""
+    torch.manual_seed(0)
+    z = torch.tensor([[-1.4, 0.2], [-0.9, -0.3], [0.1, 0.4], [0.8, 1.1], [1.5, 0.6]], dtype=f64)
+    N, K = z.shape[0], 2
+    prior = _prior(
+        2, covariance_type, alpha=1.0, beta=0.5, nu=4.0 if covariance_type == "full" else 3.0
+    )
+    prior = cj.MixturePrior(
+        covariance_type,
+        1.0,
+        torch.zeros(2, dtype=f64),
+        0.5,
+        prior.degrees_of_freedom,
+        0.5 * (torch.eye(2, dtype=f64) if covariance_type == "full" else torch.ones(2, dtype=f64)),
+    )
+    exact = {}
+    for c in itertools.product(range(K), repeat=N):
+        c = np.array(c)
+        counts = np.bincount(c, minlength=K)
+        log_p = gammaln(K * 1.0) - gammaln(N + K * 1.0) + sum(gammaln(n + 1.0) for n in counts)
+        log_p += sum(_log_marginal(z[torch.from_numpy(c == k)], prior) for k in range(K))
+        key = tuple(c if c[0] == 0 else 1 - c)
+        exact[key] = exact.get(key, 0.0) + math.exp(log_p)
+    total = sum(exact.values())
+    exact = {k: v / total for k, v in exact.items()}
+
+    chains = 400
+    start = cj.draw(
+        cj.posterior(prior, *_stats(z, torch.randint(K, (chains, N)), K, covariance_type))
+    )
+    counts: dict[tuple, int] = {}
+    for t, sweep in enumerate(gibbs_sweeps(cj.features(z, covariance_type), prior, start, 150)):
+        if t < 30:
+            continue
+        for c in sweep.assignments.numpy():
+            key = tuple(c if c[0] == 0 else 1 - c)
+            counts[key] = counts.get(key, 0) + 1
+    n = sum(counts.values())
+    tv = 0.5 * sum(abs(counts.get(k, 0) / n - p) for k, p in exact.items())
+    assert tv < 0.02, tv
+
+
+def test_assignment_step_matches_pyro_infer_discrete():
+    """p(c_n | z_n, params) from the sampler against Pyro's infer_discrete (temperature 1) on
+    the same GMM with the parameters fixed."""
+    torch.manual_seed(1)
+    D, K = 2, 3
+    prior = _prior(D)
+    z = torch.randn(6, D, dtype=f64) * 2
+    params = cj.draw(cj.posterior(prior, *_stats(z, torch.randint(K, (1, 6)), K, "full")))
+    sweep = next(gibbs_sweeps(cj.features(z, "full"), prior, params, 1))
+    ours = sweep.responsibilities()[0].T  # (N, K)
+
+    weights, means, cov = params.log_weights[0].exp(), params.means[0], params.covariances()[0]
+
+    @pyro.infer.config_enumerate
+    def gmm(data):
+        with pyro.plate("data", len(data)):
+            c = pyro.sample("c", dist.Categorical(weights))
+            pyro.sample("z", dist.MultivariateNormal(means[c], cov[c]), obs=data)
+
+    sampler = pyro.infer.infer_discrete(gmm, first_available_dim=-2, temperature=1)
+    draws = torch.stack(
+        [pyro.poutine.trace(sampler).get_trace(z).nodes["c"]["value"] for _ in range(3000)]
+    )
+    freq = torch.stack([(draws == k).double().mean(0) for k in range(K)], 1)
+    assert torch.allclose(freq, ours, atol=0.03)
+
+
+def _synthetic(seed=0, n=900):
+    rng = np.random.default_rng(seed)
+    means = np.array([[-4.0, 0.0], [3.0, 3.0], [3.0, -3.0]])
+    covs = np.array(
+        [[[1.0, 0.5], [0.5, 0.8]], [[0.5, 0.0], [0.0, 0.5]], [[1.2, -0.4], [-0.4, 0.6]]]
+    )
+    weights = np.array([0.5, 0.3, 0.2])
+    labels = rng.choice(3, size=n, p=weights)
+    Z = np.stack([rng.multivariate_normal(means[k], covs[k]) for k in labels])
+    return Z, labels, means, covs, weights
+
+
+def test_recovers_known_mixture_and_fits_sklearn_shape():
+    """The posterior means match the exact posterior means given the true assignments (the
+    best any fit can do from these points, under the same prior), which sit near the truth."""
+    Z, labels, means, covs, weights = _synthetic()
+    gmm = GibbsGMM(3, n_sweeps=120, burn_in=40, n_chains=2, progress_bar=False).fit(Z, labels)
+    order = linear_sum_assignment(((gmm.means_[:, None] - means[None]) ** 2).sum(-1))[1]
+    truth = torch.from_numpy(np.argsort(order)[labels]).unsqueeze(0)  # true labels, fitted order
+    post = cj.posterior(gmm.prior_, *_stats(torch.from_numpy(Z), truth, 3, "full"))
+    exact_cov = post.scale[0] / (post.degrees_of_freedom[0] - 2 - 1)[:, None, None]
+    assert np.abs(gmm.means_ - post.mean[0].numpy()).max() < 0.03
+    assert np.abs(gmm.covariances_ - exact_cov.numpy()).max() < 0.05
+    assert np.abs(gmm.weights_ - [(labels == k).mean() for k in order]).max() < 0.01
+    assert np.abs(gmm.means_ - means[order]).max() < 0.2
+    assert gmm.history_[-1]["acc"] > 0.98
+    proba = gmm.predict_proba(Z)
+    assert proba.shape == (len(Z), 3) and np.allclose(proba.sum(1), 1)
+    assert (gmm.predict(Z) == gmm.labels_).all()
+    assert gmm.draws_["means"].shape == (2, 80, 3, 2)
+    # the predictive density is a density: close to the true mixture's on average
+    true = sum(
+        w
+        * dist.MultivariateNormal(torch.tensor(m), torch.tensor(c)).log_prob(torch.tensor(Z)).exp()
+        for w, m, c in zip(weights, means, covs, strict=True)
+    ).log()
+    assert abs(gmm.score(Z) - float(true.mean())) < 0.05
+    points, clusters = gmm.sample(500, seed=3)
+    assert points.shape == (500, 2) and set(clusters) <= {0, 1, 2}
+
+
+def test_relabelling_undoes_a_permutation():
+    torch.manual_seed(0)
+    reference = torch.randint(4, (200,))
+    perm = torch.tensor([2, 0, 3, 1])  # draw label of each reference label
+    draws = torch.stack([perm[reference], reference])
+    order = match_labels(draws, reference, 4)
+    assert (order[0] == perm).all() and (order[1] == torch.arange(4)).all()
+    # and the chains of a fit started from different k-means seeds agree after relabelling
+    Z, *_ = _synthetic(1)
+    gmm = GibbsGMM(3, n_sweeps=60, burn_in=20, n_chains=3, progress_bar=False).fit(Z)
+    chain_means = gmm.draws_["means"].mean(1)  # (chains, K, D)
+    assert np.abs(chain_means - chain_means[0]).max() < 0.2
+
+
+def test_same_seed_same_draws_and_callers_random_state_untouched():
+    Z, *_ = _synthetic(2, n=300)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = GibbsGMM(3, n_sweeps=20, burn_in=5, seed=4, progress_bar=False).fit(Z)
+    assert torch.equal(torch.rand(1), before)
+    b = GibbsGMM(3, n_sweeps=20, burn_in=5, seed=4, progress_bar=False).fit(Z)
+    c = GibbsGMM(3, n_sweeps=20, burn_in=5, seed=5, progress_bar=False).fit(Z)
+    assert all(np.array_equal(a.draws_[k], b.draws_[k]) for k in a.draws_)
+    assert not np.array_equal(a.draws_["means"], c.draws_["means"])
+
+
+def test_warm_start_continues_the_chains():
+    Z, labels, *_ = _synthetic(3, n=300)
+    gmm = GibbsGMM(3, n_sweeps=30, burn_in=10, n_chains=2, warm_start=True, progress_bar=False)
+    gmm.fit(Z)
+    first = gmm.state_
+    gmm.set_params(init="random")  # ignored: the chains continue
+    gmm.fit(Z + 0.01)
+    assert gmm.history_[0]["log_joint"] > -5 * len(Z)  # no restart from random assignments
+    assert first is not gmm.state_
+    with pytest.raises(ValueError, match="warm_start"):
+        gmm.set_params(n_chains=3).fit(Z)
+
+
+def test_inference_data_for_arviz():
+    Z, *_ = _synthetic(4, n=300)
+    gmm = GibbsGMM(3, n_sweeps=40, burn_in=10, n_chains=2, progress_bar=False).fit(Z)
+    idata = gmm.to_inference_data()
+    post = idata.posterior
+    assert dict(post.sizes) == {"chain": 2, "draw": 30, "component": 3, "dim": 2}
+    assert set(post.data_vars) == {"weights", "means", "variances", "log_joint"}
+    import arviz as az
+
+    summary = az.summary(idata, var_names=["weights"])
+    assert {"r_hat", "ess_bulk"} <= set(summary.columns) and len(summary) == 3
+    assert summary["r_hat"].max() < 1.1  # one mode, well separated: the chains agree
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_hard_inputs_give_finite_draws(covariance_type):
+    rng = np.random.default_rng(0)
+    kw = dict(covariance_type=covariance_type, n_sweeps=15, burn_in=5, progress_bar=False)
+    # a degenerate direction (a constant feature) and D = 1
+    Z = np.c_[rng.normal(size=(100, 2)), np.full(100, 3.0)]
+    for data in (Z, Z[:, :1]):
+        gmm = GibbsGMM(2, **kw).fit(data)
+        assert all(np.isfinite(v).all() for v in gmm.draws_.values())
+    # a single point, one cluster
+    gmm = GibbsGMM(1, **kw).fit([[0.5, -1.0]])
+    assert np.isfinite(gmm.means_).all() and np.allclose(gmm.weights_, 1)
+    # more clusters than the data fill: empty ones are drawn from the prior, never NaN
+    tight = np.r_[rng.normal(size=(30, 2)) * 0.01, rng.normal(size=(30, 2)) * 0.01 + 5]
+    gmm = GibbsGMM(6, init="random", **kw).fit(tight)
+    counts = np.bincount(gmm.labels_, minlength=6)
+    assert (counts == 0).any() and all(np.isfinite(v).all() for v in gmm.draws_.values())
+
+
+def test_bad_input_is_refused_clearly():
+    Z = np.random.default_rng(0).normal(size=(20, 3))
+    gmm = GibbsGMM(3, n_sweeps=10, burn_in=2, progress_bar=False)
+    with pytest.raises(ValueError, match="more than the number of points"):
+        GibbsGMM(30, progress_bar=False).fit(Z)
+    for bad in (np.nan, np.inf):
+        Zb = Z.copy()
+        Zb[4, 1] = bad
+        with pytest.raises(ValueError, match="NaN or inf"):
+            gmm.fit(Zb)
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        gmm.fit(Z[:, 0])
+    with pytest.raises(TypeError, match="numeric"):
+        gmm.fit([["a", "b"]])
+    with pytest.raises(NotFittedError):
+        gmm.predict(Z)
+    gmm.fit(Z)
+    with pytest.raises(ValueError, match="fitted on 3 features"):
+        gmm.predict(Z[:, :2])
+    with pytest.raises(ValueError, match="burn_in"):
+        GibbsGMM(3, n_sweeps=10, burn_in=10)
+    with pytest.raises(ValueError, match="covariance_type"):
+        GibbsGMM(3, covariance_type="spherical")
+    with pytest.raises(TypeError, match="n_components"):
+        GibbsGMM(2.5)
+    with pytest.raises(ValueError, match="covariance_prior must have shape"):
+        GibbsGMM(2, covariance_prior=np.eye(2), progress_bar=False).fit(Z)
+    with pytest.raises(ValueError, match="positive definite"):
+        GibbsGMM(2, covariance_prior=-np.eye(3), progress_bar=False).fit(Z)
