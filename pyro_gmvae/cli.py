@@ -1,8 +1,9 @@
 """Command line: ``pyro-gmvae train | evaluate | sample``.
 
 ``train`` builds its model through the catalogue with the same parameters as the API
-(``GMVAE(...)``, ``VAE(...)``, ``AE(...)``), whose defaults it shows: the same settings give the
-same model, and the saved model loads with ``GMVAE.load(path)`` alone.
+(``GMVAE(...)``, ``VAE(...)``, ``AE(...)``; ``VAEGMM(...)`` with ``--model vae-gmm``), whose
+defaults it shows: the same settings give the same model, and the saved model loads with
+``GMVAE.load(path)`` (or the model's own class) alone.
 """
 
 from __future__ import annotations
@@ -23,19 +24,29 @@ from .components.guides import Z_GUIDES
 from .components.likelihoods import LIKELIHOODS
 from .components.priors import PRIORS
 from .data import DATASETS, Dataset, load_dataset
-from .estimators import AE, GMVAE, VAE, LatentEstimator
+from .estimators import AE, GMVAE, VAE, VAEGMM, LatentEstimator
 from .metrics import clustering_scores
 
-MODELS = {cls.__name__: cls for cls in (GMVAE, VAE, AE)}
+MODELS = {cls.__name__: cls for cls in (GMVAE, VAE, AE, VAEGMM)}
+MUTUAL = "vae-gmm"  # --model vae-gmm: VAE + GMM mutual learning
+# --model vae-gmm's own options: the VAEGMM parameter each sets
+MUTUAL_OPTIONS = {
+    "rounds": "n_rounds",
+    "prior_mode": "prior_mode",
+    "covariance_type": "covariance_type",
+    "gibbs_sweeps": "gibbs_sweeps",
+    "gibbs_burn_in": "gibbs_burn_in",
+    "gibbs_chains": "gibbs_chains",
+}
 AUTOENCODER = "none"  # --prior none: the deterministic autoencoder baseline
 
 DEFAULT_EPOCHS = {"digits": 20}
 RUN_FILES = ("model.pt", "summary.json")
 
 
-def _default(name: str):
+def _default(name: str, model: type = GMVAE):
     """The API's default for a parameter, so the command line cannot drift from it."""
-    return inspect.signature(GMVAE).parameters[name].default
+    return inspect.signature(model).parameters[name].default
 
 
 def _load(args_dataset: str, root: str | None, n: int | None, seed: int) -> Dataset:
@@ -93,7 +104,7 @@ def _plot_samples(model: LatentEstimator, n: int, seed: int, path: Path) -> np.n
 
     if isinstance(model, AE):
         raise ValueError("an autoencoder has no prior on z to sample from")
-    if isinstance(model, GMVAE):
+    if isinstance(model, GMVAE | VAEGMM):
         samples = plots.cluster_samples(model, n, seed)
         plots.plot_cluster_samples(model, path=path, samples=samples)
         return samples
@@ -119,32 +130,38 @@ def _figures(model: LatentEstimator, data: Dataset, folder: Path, seed: int) -> 
         model.transform(X), clusters, labels, seed=seed, path=folder / "latent_tsne.png"
     )
     plots.plot_training_curves(model.history_, path=folder / "training_curves.png")
+    if isinstance(model, VAEGMM):
+        plots.plot_gibbs_trace(model.gibbs_history_, path=folder / "gibbs_trace.png")
+        gmm = model.gmm_
+        plots.plot_gaussians_2d(
+            model.transform(X),
+            gmm.means_,
+            gmm.covariances_,
+            clusters,
+            seed=seed,
+            path=folder / "gaussians_2d.png",
+        )
     import matplotlib.pyplot as plt
 
     plt.close("all")
 
 
-def _model(args: argparse.Namespace, epochs: int) -> LatentEstimator:
-    """The estimator the options describe, built as the API builds it; options that the
-    chosen prior has no use for (the treatment of y without a y, clusters without a mixture, a
-    guide or an init for the autoencoder) are refused rather than ignored."""
-    autoencoder = args.prior == AUTOENCODER
-    has_y = not autoencoder and PRIORS[args.prior][0]
-    refused = {} if has_y else {"--discrete": args.discrete}
-    if autoencoder or args.prior in ("standard-normal", "vamp"):
-        refused["--clusters"] = args.clusters
-    if autoencoder:
-        refused.update({"--z-guide": args.z_guide, "--init": args.init})
-        refused["--pretrain-epochs"] = args.pretrain_epochs
-    for option, value in refused.items():
+def _refuse(options: dict[str, object], what: str) -> None:
+    """Options given on the command line that the chosen model has no use for are refused
+    rather than ignored."""
+    for option, value in options.items():
         if value is not None:
-            what = "the autoencoder" if autoencoder else "a VAE, no y"
-            raise ValueError(f"{option} does not apply to --prior {args.prior} ({what})")
+            raise ValueError(f"{option} does not apply to {what}")
+
+
+def _model(args: argparse.Namespace, epochs: int | None) -> LatentEstimator:
+    """The estimator the options describe, built as the API builds it; options that the
+    chosen model has no use for (the treatment of y without a y, clusters without a mixture, a
+    guide or an init for the autoencoder, Gibbs settings without a GMM) are refused."""
+    mutual = {f"--{k.replace('_', '-')}": getattr(args, k) for k in MUTUAL_OPTIONS}
     options = dict(
-        latent_dim=args.latent_dim,
         hidden_dims=tuple(args.hidden),
         likelihood=args.likelihood,
-        epochs=epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         binarize=args.binarize,
@@ -154,6 +171,41 @@ def _model(args: argparse.Namespace, epochs: int) -> LatentEstimator:
         strategy=args.strategy,
         progress_bar=not args.no_progress,
     )
+    if args.model == MUTUAL:
+        _refuse(
+            {
+                "--prior": args.prior,
+                "--discrete": args.discrete,
+                "--init": args.init,
+                "--pretrain-epochs": args.pretrain_epochs,
+            },
+            "--model vae-gmm (its prior is the GMM's mixture)",
+        )
+        given = {MUTUAL_OPTIONS[k]: getattr(args, k) for k in MUTUAL_OPTIONS}
+        return VAEGMM(
+            n_clusters=args.clusters or _default("n_clusters", VAEGMM),
+            latent_dim=args.latent_dim or _default("latent_dim", VAEGMM),
+            epochs=epochs or _default("epochs", VAEGMM),
+            z_guide=args.z_guide or _default("z_guide", VAEGMM),
+            **{k: v for k, v in given.items() if v is not None},
+            **options,
+        )
+    _refuse(mutual, "this model (only to --model vae-gmm)")
+    prior = args.prior or _default("prior")
+    autoencoder = prior == AUTOENCODER
+    has_y = not autoencoder and PRIORS[prior][0]
+    refused = {} if has_y else {"--discrete": args.discrete}
+    if autoencoder or prior in ("standard-normal", "vamp"):
+        refused["--clusters"] = args.clusters
+    if autoencoder:
+        refused.update({"--z-guide": args.z_guide, "--init": args.init})
+        refused["--pretrain-epochs"] = args.pretrain_epochs
+    what = "the autoencoder" if autoencoder else "a VAE, no y"
+    _refuse(refused, f"--prior {prior} ({what})")
+    options.update(
+        latent_dim=args.latent_dim or _default("latent_dim"),
+        epochs=epochs or DEFAULT_EPOCHS.get(args.dataset, _default("epochs")),
+    )
     if autoencoder:
         return AE(**options)
     options.update(
@@ -161,7 +213,7 @@ def _model(args: argparse.Namespace, epochs: int) -> LatentEstimator:
         pretrain_epochs=args.pretrain_epochs or _default("pretrain_epochs"),
     )
     discrete = (args.discrete or _default("discrete")) if has_y else None
-    combo = catalogue.Combination(args.prior, discrete, args.z_guide or _default("z_guide"))
+    combo = catalogue.Combination(prior, discrete, args.z_guide or _default("z_guide"))
     return combo.build(args.clusters or _default("n_clusters"), **options)
 
 
@@ -169,6 +221,9 @@ def _default_out(args: argparse.Namespace, model: LatentEstimator) -> Path:
     """runs/DATASET-MODEL-seedS, naming only what differs from the default GMVAE."""
     if isinstance(model, AE):
         parts = ["autoencoder"]
+    elif isinstance(model, VAEGMM):
+        mode = model.prior_mode
+        parts = [MUTUAL, mode if mode != _default("prior_mode", VAEGMM) else None]
     else:
         params = model.get_params()
         parts = [params["prior"] if params["prior"] != _default("prior") else None]
@@ -180,8 +235,11 @@ def _default_out(args: argparse.Namespace, model: LatentEstimator) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> dict:
     data = _load(args.dataset, args.data_root, args.n, args.seed)
-    epochs = args.epochs or DEFAULT_EPOCHS.get(args.dataset, _default("epochs"))
-    model = _model(args, epochs)  # bad options fail before any file is written
+    model = _model(args, args.epochs)  # bad options fail before any file is written
+    if args.resume and isinstance(model, VAEGMM):
+        raise ValueError(
+            "--resume does not apply to --model vae-gmm: it fits in rounds, train again"
+        )
     target = Path(args.out) if args.out else _default_out(args, model)
     out = _prepare_run_dir(target, args.overwrite, args.resume)
     _check_same_data(out, {"dataset": args.dataset, "data_root": args.data_root, "n": args.n})
@@ -200,7 +258,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
         "n": len(data),
         "subset": args.n,
         "config": model.configuration(),
-        "epochs": epochs,
+        "epochs": model.epochs,
         "fit_seconds": seconds,
         "elbo": model.score(data.X),
     }
@@ -215,6 +273,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
         km = KMeans(proba.shape[1], n_init=10, random_state=args.seed)
         km = km.fit_predict(data.X.numpy())
         summary["kmeans_scores"] = clustering_scores(data.y, km)
+    if isinstance(model, VAEGMM):
+        summary.update(rounds=model.rounds_, best_round=model.best_round_)
     if not args.no_figures:
         _figures(model, data, out / "figures", args.seed)
     files.write_text(out / "summary.json", json.dumps(summary, indent=2))
@@ -297,9 +357,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-root", default=None, help="folder of the dataset's files")
     t.add_argument("--n", type=int, default=None, help="train on a random subset of n samples")
     t.add_argument(
+        "--model",
+        choices=[MUTUAL],
+        default=None,
+        help="vae-gmm: VAE + Gibbs-sampled GMM mutual learning (VAEGMM); without it the "
+        "model follows from --prior",
+    )
+    t.add_argument(
         "--prior",
         choices=[*PRIORS, AUTOENCODER],
-        default=_default("prior"),
+        default=None,
         help="prior on z: learned-mixture and fixed-mixture make a GMVAE, the others a VAE; "
         f"none trains the autoencoder baseline (default: {_default('prior')})",
     )
@@ -323,13 +390,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="K: clusters (GMVAE priors) or the mixture-marginal's components "
         f"(default: {_default('n_clusters')})",
     )
-    t.add_argument("--latent-dim", type=int, default=_default("latent_dim"))
+    t.add_argument(
+        "--latent-dim",
+        type=int,
+        default=None,
+        help=f"default: {_default('latent_dim')}, {_default('latent_dim', VAEGMM)} for vae-gmm",
+    )
     t.add_argument("--hidden", type=int, nargs="+", default=list(_default("hidden_dims")))
     t.add_argument(
         "--epochs",
         type=int,
         default=None,
-        help=f"default: 20 for digits, {_default('epochs')} otherwise",
+        help=f"default: 20 for digits, {_default('epochs')} otherwise; per round for vae-gmm "
+        f"(default {_default('epochs', VAEGMM)})",
     )
     t.add_argument("--batch-size", type=int, default=_default("batch_size"))
     t.add_argument("--lr", type=float, default=_default("lr"))
@@ -347,6 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"autoencoder epochs of pre-training (default: {_default('pretrain_epochs')})",
     )
+    g = t.add_argument_group("--model vae-gmm")
+    g.add_argument("--rounds", type=int, default=None, help="rounds of VAE and Gibbs fitting")
+    g.add_argument("--prior-mode", choices=["assigned", "mixture"], default=None)
+    g.add_argument("--covariance-type", choices=["full", "diag"], default=None)
+    g.add_argument("--gibbs-sweeps", type=int, default=None, help="per round, burn-in included")
+    g.add_argument("--gibbs-burn-in", type=int, default=None)
+    g.add_argument("--gibbs-chains", type=int, default=None)
     t.add_argument("--seed", type=int, default=_default("seed"))
     t.add_argument("--out", default=None, help="run folder (default runs/DATASET-MODEL-seedS)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")

@@ -145,3 +145,70 @@ def plot_training_curves(history: list[dict[str, float]], path: str | Path | Non
         axes[0, 1].set(xlabel="epoch", ylim=(0, 1), title="Clustering scores")
         axes[0, 1].legend(fontsize=8)
     return _finish(fig, path)
+
+
+def plot_gibbs_trace(
+    gibbs_history: list[dict[str, float]], path: str | Path | None = None
+) -> Figure:
+    """The GMM's log joint over Gibbs sweeps, and ACC/NMI/ARI when labels were given; rows of a
+    mutual-learning fit (with a ``round``) are laid end to end, rounds marked."""
+    step = np.arange(1, len(gibbs_history) + 1)
+    score_keys = [k for k in ("acc", "nmi", "ari") if gibbs_history and k in gibbs_history[0]]
+    n_panels = 1 + bool(score_keys)
+    fig, axes = plt.subplots(1, n_panels, figsize=(5 * n_panels, 3.5), squeeze=False)
+    axes[0, 0].plot(step, [h["log_joint"] for h in gibbs_history])
+    axes[0, 0].set(xlabel="sweep", ylabel="log p(Z, c, params)", title="Gibbs log joint")
+    for k in score_keys:
+        axes[0, 1].plot(step, [h[k] for h in gibbs_history], label=k.upper())
+    if score_keys:
+        axes[0, 1].set(xlabel="sweep", ylim=(0, 1), title="Clustering scores per sweep")
+        axes[0, 1].legend(fontsize=8)
+    rounds = [h.get("round") for h in gibbs_history]
+    for i in range(1, len(rounds)):
+        if rounds[i] != rounds[i - 1]:
+            for ax in axes[0]:
+                ax.axvline(i + 0.5, color="grey", lw=0.8, ls=":")
+    return _finish(fig, path)
+
+
+def plot_gaussians_2d(
+    Z: np.ndarray,
+    means: np.ndarray,
+    covariances: np.ndarray,
+    clusters: np.ndarray | None = None,
+    max_points: int = 3000,
+    seed: int = 0,
+    path: str | Path | None = None,
+) -> Figure:
+    """Latent points and the mixture's Gaussians (2-sigma ellipses, means marked x) on the two
+    principal axes of the points: a linear view, so the ellipses are the exact projections of
+    the Gaussians (t-SNE would bend them)."""
+    from matplotlib.patches import Ellipse
+
+    Z = np.asarray(Z, dtype=np.float64)
+    centre = Z.mean(0)
+    axes_2d = np.linalg.svd(Z - centre, full_matrices=False)[2][:2].T  # (D, 2)
+    if axes_2d.shape[1] < 2:  # one latent dimension: pad with a zero axis
+        axes_2d = np.c_[axes_2d, np.zeros(len(axes_2d))]
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(Z))[:max_points]
+    points = (Z[idx] - centre) @ axes_2d
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    colour = None if clusters is None else np.asarray(clusters)[idx]
+    ax.scatter(points[:, 0], points[:, 1], c=colour, cmap="tab10", s=3, alpha=0.5)
+    cov = np.asarray(covariances)
+    if cov.ndim == 2:  # diagonal covariances
+        cov = np.stack([np.diag(c) for c in cov])
+    cmap = plt.get_cmap("tab10")
+    for k, (mean, c) in enumerate(zip(np.asarray(means), cov, strict=True)):
+        m2 = (mean - centre) @ axes_2d
+        c2 = axes_2d.T @ c @ axes_2d
+        values, vectors = np.linalg.eigh(c2)
+        angle = np.degrees(np.arctan2(vectors[1, -1], vectors[0, -1]))
+        width, height = 4 * np.sqrt(np.maximum(values[::-1], 0))
+        ax.add_patch(
+            Ellipse(m2, width, height, angle=angle, fill=False, color=cmap(k % 10), lw=1.5)
+        )
+        ax.plot(*m2, "x", color="black", ms=7)
+    ax.set(xlabel="principal axis 1", ylabel="principal axis 2", title="Mixture in latent space")
+    return _finish(fig, path)

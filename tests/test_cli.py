@@ -247,3 +247,60 @@ def test_the_same_seed_gives_the_same_run_whatever_the_global_random_state(tmp_p
         assert main(["train", *options, "--out", str(out)]) == 0
         summaries.append(json.loads((out / "summary.json").read_text()))
     assert summaries[0]["elbo"] == summaries[1]["elbo"]
+
+
+MUTUAL = (
+    "--model vae-gmm --dataset digits --n 200 --epochs 2 --rounds 2 --clusters 3 "
+    "--latent-dim 3 --hidden 32 --gibbs-sweeps 10 --gibbs-burn-in 3 --no-progress"
+).split()
+
+
+def test_vae_gmm_run_folder_matches_the_api(tmp_path, capsys):
+    from pyro_gmvae import VAEGMM
+
+    out = tmp_path / "mutual"
+    assert main(["train", *MUTUAL, "--out", str(out)]) == 0
+    for name in ("model.pt", "summary.json", "metrics.csv", "rounds.csv", "gibbs.csv"):
+        assert (out / name).exists(), name
+    for name in ("gibbs_trace", "gaussians_2d", "samples", "latent_tsne", "training_curves"):
+        assert (out / "figures" / f"{name}.png").exists(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["model"] == "VAEGMM" and len(summary["rounds"]) == 2
+    # the CLI builds what the API builds from the same settings
+    api = VAEGMM(
+        n_clusters=3,
+        latent_dim=3,
+        hidden_dims=(32,),
+        epochs=2,
+        n_rounds=2,
+        gibbs_sweeps=10,
+        gibbs_burn_in=3,
+        progress_bar=False,
+    )
+    assert summary["config"] == api.configuration()
+    data = load_digits().subset(200, seed=0)
+    api.fit(data.X, data.y)
+    loaded = VAEGMM.load(out / "model.pt")
+    assert np.array_equal(loaded.predict(data.X), api.predict(data.X))
+    assert main(["evaluate", str(out)]) == 0
+    assert main(["sample", str(out), "--n-per-cluster", "2"]) == 0
+    assert (out / "figures" / "samples_seed0.png").exists()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--prior", "vamp"], "--prior does not apply to --model vae-gmm"),
+        (["--init", "random"], "--init does not apply"),
+        (["--resume"], "--resume does not apply"),
+    ],
+)
+def test_vae_gmm_refuses_options_it_has_no_use_for(tmp_path, capsys, options, message):
+    assert main(["train", *MUTUAL, "--out", str(tmp_path / "x"), *options]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_gibbs_options_are_refused_without_vae_gmm(tmp_path, capsys):
+    assert main(["train", *TINY, "--out", str(tmp_path / "x"), "--gibbs-sweeps", "5"]) == 2
+    assert "only to --model vae-gmm" in capsys.readouterr().err

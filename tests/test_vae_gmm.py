@@ -17,7 +17,7 @@ from pyro_gmvae.models import VAEGMMModule
 
 def tiny(**overrides):
     kw = dict(
-        n_components=3,
+        n_clusters=3,
         latent_dim=3,
         hidden_dims=(32,),
         n_rounds=2,
@@ -148,7 +148,7 @@ def test_bad_settings_are_refused(digits_small, tmp_path):
     with pytest.raises(ValueError, match="burn_in"):
         tiny(gibbs_sweeps=5, gibbs_burn_in=5)
     with pytest.raises(ValueError, match="larger than the number of samples"):
-        tiny(n_components=3).fit(digits_small.X[:2])
+        tiny(n_clusters=3).fit(digits_small.X[:2])
     with pytest.raises(ValueError, match="does not resume"):
         tiny().fit(digits_small.X, ckpt_path=tmp_path / "x.ckpt")
     with pytest.raises(ValueError, match="positive definite"):

@@ -12,7 +12,7 @@ from .base import COMMON_DOC, LatentEstimator, base_params
 
 
 class AE(LatentEstimator):
-    (
+    __doc__ = (
         """Deterministic autoencoder (the baseline without a latent distribution): maximises
     log p(x | decoder(encoder(x))). ``score`` is the mean reconstruction log-likelihood; an AE
     defines no density of x, so ``log_likelihood`` raises and there is nothing to sample.

@@ -25,7 +25,7 @@ SCHEDULE_DEFAULTS = (1.0, 0.5, 0.013862944)  # temperature, min_temperature, dec
 
 
 class GMVAE(ClusterMixin, LatentEstimator):
-    (
+    __doc__ = (
         """Gaussian-mixture VAE for clustering, fit by stochastic variational inference.
 
     Parameters

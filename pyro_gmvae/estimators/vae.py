@@ -18,7 +18,7 @@ DEFAULT_COMPONENTS = {"mixture-marginal": 10, "vamp": 50}
 
 
 class VAE(LatentEstimator):
-    (
+    __doc__ = (
         """Variational autoencoder: z ~ p(z), x | z ~ p(x | decoder(z)), guide q(z | x).
 
     Parameters

@@ -31,7 +31,7 @@ from .base import COMMON_DOC, LatentEstimator, base_params, cluster_weights
 
 
 class VAEGMM(ClusterMixin, LatentEstimator):
-    (
+    __doc__ = (
         """A VAE and a Bayesian Gaussian mixture fitted in turns ("mutual learning").
 
     Each round: (1) the VAE trains for ``epochs`` epochs, its weights carried over from the
@@ -44,7 +44,8 @@ class VAEGMM(ClusterMixin, LatentEstimator):
 
     Parameters
     ----------
-    n_components : K, the number of Gaussians of the mixture.
+    n_clusters : K, the number of Gaussians of the mixture (>= 2 and <= the number of
+        samples).
     prior_mode : how the VAE uses the mixture. ``"assigned"`` (default): each training point's
         prior is the Gaussian of the cluster the GMM assigns it to, z_n ~ N(mu_{c_n},
         Sigma_{c_n}), looked up by the point's index in the data; the KL term is analytic.
@@ -71,9 +72,11 @@ class VAEGMM(ClusterMixin, LatentEstimator):
     """
     )
 
+    has_clusters = True  # predict / predict_proba give the GMM's clusters
+
     def __init__(
         self,
-        n_components: int = 10,
+        n_clusters: int = 10,
         prior_mode: str = "assigned",
         n_rounds: int = 5,
         latent_dim: int = 10,
@@ -95,7 +98,7 @@ class VAEGMM(ClusterMixin, LatentEstimator):
         progress_bar: bool = True,
         monitor_size: int | None = 2000,
     ) -> None:
-        self.n_components = n_components
+        self.n_clusters = n_clusters
         self.prior_mode = prior_mode
         self.n_rounds = n_rounds
         self.z_guide = z_guide
@@ -107,9 +110,9 @@ class VAEGMM(ClusterMixin, LatentEstimator):
 
     def _check_params(self) -> None:
         super()._check_params()
-        check_positive_int("n_components", self.n_components)
-        if self.n_components < 2:
-            raise ValueError(f"n_components must be at least 2, got {self.n_components}")
+        check_positive_int("n_clusters", self.n_clusters)
+        if self.n_clusters < 2:
+            raise ValueError(f"n_clusters must be at least 2, got {self.n_clusters}")
         check_positive_int("n_rounds", self.n_rounds)
         if self.prior_mode not in PRIOR_MODES:
             raise ValueError(f"prior_mode must be 'assigned' or 'mixture', got {self.prior_mode!r}")
@@ -117,7 +120,7 @@ class VAEGMM(ClusterMixin, LatentEstimator):
 
     def _make_gmm(self, seed: int) -> GibbsGMM:
         return GibbsGMM(
-            self.n_components,
+            self.n_clusters,
             covariance_type=self.covariance_type,
             n_sweeps=self.gibbs_sweeps,
             burn_in=self.gibbs_burn_in,
@@ -130,7 +133,7 @@ class VAEGMM(ClusterMixin, LatentEstimator):
     def _build(self, x_dim: int) -> VAEGMMModule:
         return VAEGMMModule(
             x_dim,
-            self.n_components,
+            self.n_clusters,
             self.prior_mode,
             latent_dim=self.latent_dim,
             hidden_dims=tuple(self.hidden_dims),
@@ -140,10 +143,9 @@ class VAEGMM(ClusterMixin, LatentEstimator):
 
     def _data(self, X, fitting: bool = False) -> torch.Tensor:
         X = super()._data(X, fitting)
-        if fitting and self.n_components > X.shape[0]:
+        if fitting and self.n_clusters > X.shape[0]:
             raise ValueError(
-                f"n_components={self.n_components} is larger than the number of samples "
-                f"({X.shape[0]})"
+                f"n_clusters={self.n_clusters} is larger than the number of samples ({X.shape[0]})"
             )
         return X
 
@@ -222,7 +224,7 @@ class VAEGMM(ClusterMixin, LatentEstimator):
         self.history_, self.rounds_, self.gibbs_history_ = history, rounds, gibbs
         self.best_round_ = best["round"]
         self.labels_ = self.gmm_.labels_
-        self.cluster_weights_ = cluster_weights(self.labels_, self.n_components, stacklevel=3)
+        self.cluster_weights_ = cluster_weights(self.labels_, self.n_clusters, stacklevel=3)
         return self
 
     @torch.no_grad()
@@ -262,8 +264,8 @@ class VAEGMM(ClusterMixin, LatentEstimator):
         of p(x | z). Returns ``(X, clusters)``; ``seed`` gives the draws a generator of their
         own (the caller's random state is left alone)."""
         self._check_n_samples(n_samples)
-        if cluster is not None and not 0 <= cluster < self.n_components:
-            raise ValueError(f"cluster must be in [0, {self.n_components - 1}], got {cluster}")
+        if cluster is not None and not 0 <= cluster < self.n_clusters:
+            raise ValueError(f"cluster must be in [0, {self.n_clusters - 1}], got {cluster}")
         prior = self.module_.prior
 
         def draw() -> tuple[torch.Tensor, torch.Tensor]:
