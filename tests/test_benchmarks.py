@@ -160,3 +160,32 @@ def test_priors_guides_split_binarises_the_held_out_images_once(digits_small):
     assert set(X_eval.unique().tolist()) == {0.0, 1.0}
     assert torch.equal(X_eval, bench.split(digits_small, 200, 40, binarised=True)[1])  # fixed
     assert torch.equal(bench.split(digits_small, 200, 40, False)[1], digits_small.X[-40:])
+
+
+def test_mutual_learning_benchmark_tiny(mnist_dir, tmp_path):
+    bench = load("mutual_learning")
+    paths = {k: tmp_path / f"r.{k}" for k in ("json", "md", "jsonl")}
+    argv = (
+        f"--n 300 --seeds 0 1 --rounds 2 --epochs 1 --gibbs-sweeps 10 --hidden 32 "
+        f"--speed-sweeps 10 --speed-epochs 1 --mnist {mnist_dir} --cache {paths['jsonl']} "
+        f"--json {paths['json']} --markdown {paths['md']} --figures {tmp_path / 'fig'}"
+    ).split()
+    result = bench.main(argv)
+    assert len(result["runs"]) == 2 * 3 and result["summary"]
+    first = next(iter(result["summary"]))
+    assert first == "mutual learning (defaults)"  # the defaults are the first row
+    assert len(result["gain"]["acc"]["gains"]) == 2
+    assert result["speed"]["threads"]["1"] > 0 and "log_joint" in result["speed"]["sklearn"]
+    table = paths["md"].read_text()
+    assert "Paired by seed" in table and "sweeps/s" in table
+    for name in (
+        "curves",
+        "mutual_tsne",
+        "once_tsne",
+        "mutual_gaussians",
+        "mutual_cluster_samples",
+    ):
+        assert (tmp_path / "fig" / f"{name}.png").exists(), name
+    # a second call reads the cached runs instead of fitting again
+    again = bench.main([*argv, "--only", "quality"])
+    assert again["runs"] == json.loads(paths["json"].read_text())["runs"]
