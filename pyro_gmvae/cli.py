@@ -164,13 +164,14 @@ def _model(args: argparse.Namespace, epochs: int | None) -> LatentEstimator:
         likelihood=args.likelihood,
         batch_size=args.batch_size,
         lr=args.lr,
-        binarize=args.binarize,
         seed=args.seed,
         accelerator=args.accelerator,
         devices=args.devices,
         strategy=args.strategy,
         progress_bar=not args.no_progress,
     )
+    if args.binarize is not None:
+        options["binarize"] = args.binarize
     if args.model == MUTUAL:
         _refuse(
             {
@@ -406,7 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--batch-size", type=int, default=_default("batch_size"))
     t.add_argument("--lr", type=float, default=_default("lr"))
-    t.add_argument("--binarize", action="store_true", help="dynamic binarization")
+    t.add_argument(
+        "--binarize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="dynamic binarization: a fresh Bernoulli draw of the pixels for every batch "
+        f"(default: {'on' if _default('binarize', VAEGMM) else 'off'} for vae-gmm, "
+        f"{'on' if _default('binarize') else 'off'} otherwise)",
+    )
     t.add_argument(
         "--init",
         choices=["auto", "pretrain", "random"],

@@ -171,7 +171,7 @@ def test_mutual_learning_benchmark_tiny(mnist_dir, tmp_path):
         f"--json {paths['json']} --markdown {paths['md']} --figures {tmp_path / 'fig'}"
     ).split()
     result = bench.main(argv)
-    assert len(result["runs"]) == 2 * 3 and result["summary"]
+    assert len(result["runs"]) == 2 * 4 and result["summary"]
     first = next(iter(result["summary"]))
     assert first == "mutual learning (defaults)"  # the defaults are the first row
     assert len(result["gain"]["acc"]["gains"]) == 2

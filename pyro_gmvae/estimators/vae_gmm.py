@@ -60,6 +60,9 @@ class VAEGMM(ClusterMixin, LatentEstimator):
         both cases).
     gibbs_sweeps, gibbs_burn_in, gibbs_chains : the GMM's sweeps per round, burn-in and chains.
     z_guide : ``"diagonal"``, ``"low-rank"``, ``"full"``, ``"flow"`` or a guide factory.
+
+    The defaults (5 rounds of 10 epochs, ``latent_dim=10``, dynamic binarization) are the best
+    measured in ``benchmarks/mutual_learning.py``.
     """
         + COMMON_DOC
         + """
@@ -90,7 +93,7 @@ class VAEGMM(ClusterMixin, LatentEstimator):
         epochs: int = 10,
         batch_size: int = 64,
         lr: float = 1e-3,
-        binarize: bool = False,
+        binarize: bool = True,
         seed: int = 0,
         accelerator: str = "auto",
         devices: Any = 1,
