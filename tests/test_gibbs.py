@@ -311,17 +311,64 @@ def test_same_seed_same_draws_and_callers_random_state_untouched():
     assert not np.array_equal(a.draws_["means"], c.draws_["means"])
 
 
-def test_warm_start_continues_the_chains():
+def test_warm_start_continues_from_the_last_parameters():
+    """The next fit's first sweep starts from the last fit's parameters, where they were in the
+    data's space, even when new data moves the mean (the sampler centres each data set)."""
     Z, labels, *_ = _synthetic(3, n=300)
     gmm = GibbsGMM(3, n_sweeps=30, burn_in=10, n_chains=2, warm_start=True, progress_bar=False)
     gmm.fit(Z)
-    first = gmm.state_
-    gmm.set_params(init="random")  # ignored: the chains continue
-    gmm.fit(Z + 0.01)
-    assert gmm.history_[0]["log_joint"] > -5 * len(Z)  # no restart from random assignments
-    assert first is not gmm.state_
+    state = gmm.state_
+    more = np.r_[Z, Z[labels == 0] + 0.01]  # moves the data's mean
+    gmm.set_params(n_sweeps=1, burn_in=0, init="random")  # init is ignored: the chains continue
+    gmm.fit(more)
+    first = gmm.draws_["means"][:, 0]  # (chains, K, D), relabelled
+    for chain in range(2):
+        expected = np.sort(state.means[chain].numpy(), axis=0)
+        assert np.allclose(np.sort(first[chain], axis=0), expected)
     with pytest.raises(ValueError, match="warm_start"):
         gmm.set_params(n_chains=3).fit(Z)
+
+
+def test_chains_in_other_clusterings_are_left_out_of_the_estimates():
+    """Four blobs, three clusters, random starts: chains that merge different blobs cannot be
+    relabelled onto each other; the estimates pool only the chains that agree with the most
+    probable one, and a warning names the others."""
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 0], [0, 8], [8, 0], [8, 8]])
+    Z = np.concatenate([c + rng.normal(size=(100, 2)) * 0.5 for c in centres])
+    from pyro_gmvae.gmm import ChainDisagreementWarning
+
+    with pytest.warns(ChainDisagreementWarning, match="settled in other clusterings"):
+        gmm = GibbsGMM(3, init="random", n_sweeps=100, burn_in=60, n_chains=6, seed=0,
+                       progress_bar=False).fit(Z)  # fmt: skip
+    assert 0 < len(gmm.chains_) < 6
+    # the pooled chains agree with each other; the left-out ones did not
+    per_chain = gmm.draws_["means"].mean(1)  # (chains, K, D), relabelled
+    assert np.abs(per_chain[gmm.chains_] - gmm.means_).max() < 0.3
+    others = np.setdiff1d(np.arange(6), gmm.chains_)
+    assert all(np.abs(per_chain[c] - gmm.means_).max() > 1 for c in others)
+
+
+def test_predictions_average_the_draws_and_ignore_later_set_params():
+    Z, *_ = _synthetic(5, n=200)
+    gmm = GibbsGMM(3, n_sweeps=12, burn_in=6, n_chains=2, progress_bar=False).fit(Z)
+    d = gmm.draws_
+    dens = []  # brute force over every kept draw of every (agreeing) chain
+    for c in gmm.chains_:
+        for s in range(d["weights"].shape[1]):
+            comp = dist.MultivariateNormal(
+                torch.tensor(d["means"][c, s]), torch.tensor(d["covariances"][c, s])
+            )
+            dens.append(
+                comp.log_prob(torch.tensor(Z)[:, None]) + torch.tensor(d["weights"][c, s]).log()
+            )
+    dens = torch.stack(dens)  # (draws, N, K)
+    proba = dens.softmax(-1).mean(0).numpy()
+    log_p = (dens.logsumexp(-1).logsumexp(0) - math.log(len(dens))).numpy()
+    assert np.allclose(gmm.predict_proba(Z), proba, atol=1e-8)
+    assert np.allclose(gmm.score_samples(Z), log_p, atol=1e-8)
+    gmm.set_params(n_chains=4, covariance_type="diag")  # the fit is what predictions read
+    assert np.allclose(gmm.predict_proba(Z), proba, atol=1e-8)
 
 
 def test_inference_data_for_arviz():
@@ -338,6 +385,7 @@ def test_inference_data_for_arviz():
     assert summary["r_hat"].max() < 1.1  # one mode, well separated: the chains agree
 
 
+@pytest.mark.filterwarnings("ignore::pyro_gmvae.gmm.ChainDisagreementWarning")
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_hard_inputs_give_finite_draws(covariance_type):
     rng = np.random.default_rng(0)
@@ -357,6 +405,7 @@ def test_hard_inputs_give_finite_draws(covariance_type):
     assert (counts == 0).any() and all(np.isfinite(v).all() for v in gmm.draws_.values())
 
 
+@pytest.mark.filterwarnings("ignore::pyro_gmvae.gmm.ChainDisagreementWarning")
 def test_bad_input_is_refused_clearly():
     Z = np.random.default_rng(0).normal(size=(20, 3))
     gmm = GibbsGMM(3, n_sweeps=10, burn_in=2, progress_bar=False)

@@ -140,6 +140,35 @@ def test_same_seed_same_fit_and_save_load(digits_small, tmp_path):
     assert np.array_equal(c.sample(4, cluster=1, seed=3)[0], a.sample(4, cluster=1, seed=3)[0])
     assert c.gmm_.draws_["means"].shape == a.gmm_.draws_["means"].shape
     assert len(c.module_.prior.assignments) == len(X)
+    assert c.rounds_ == a.rounds_ and isinstance(c.gibbs_history_, list)
+    assert c.history_ == a.history_
+
+
+def test_diagonal_gmm_and_the_round_one_prior(digits_small):
+    """A diagonal GMM hands over diagonal covariances; before any mixture the prior is N(0, I)
+    itself, so round 1's KL is the analytic one."""
+    model = tiny(covariance_type="diag", n_rounds=2).fit(digits_small.X)
+    cov = model.module_.prior.scale_tril @ model.module_.prior.scale_tril.transpose(-1, -2)
+    assert torch.allclose(cov, torch.diag_embed(cov.diagonal(dim1=-2, dim2=-1)), atol=1e-6)
+    fresh = VAEGMMModule(64, 3, latent_dim=3, hidden_dims=(16,))
+    x = digits_small.X[:5]
+    q = fresh.q_z(x)
+    analytic = 0.5 * (q.variance + q.mean**2 - 1 - q.variance.log()).sum(-1)
+    with torch.no_grad():
+        assert torch.allclose(fresh.elbo_terms(x, torch.arange(5))["kl_z"], analytic, atol=1e-5)
+
+
+def test_the_prior_covers_the_codes_not_only_their_means(digits_small):
+    """Cluster k's prior covariance is the GMM's plus the mean encoder variance of its points."""
+    model = tiny(n_rounds=1).fit(digits_small.X)
+    prior = model.module_.prior
+    cov = (prior.scale_tril @ prior.scale_tril.transpose(-1, -2)).double().numpy()
+    with torch.no_grad():
+        variances = model.module_.q_z(digits_small.X).variance.double().numpy()
+    labels = model.gmm_.labels_
+    for k in np.unique(labels):
+        expected = model.gmm_.covariances_[k] + np.diag(variances[labels == k].mean(0))
+        assert np.allclose(cov[k], expected, rtol=1e-4, atol=1e-6)
 
 
 def test_bad_settings_are_refused(digits_small, tmp_path):

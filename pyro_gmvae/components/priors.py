@@ -137,7 +137,8 @@ class GaussianMixturePrior(nn.Module):
     With ``assignments`` (one cluster per training point) it is also a per-point prior:
     ``forward(index)`` gives z_n ~ N(mu_{c_n}, Sigma_{c_n}) for the points ``index``; without an
     index, or without assignments, it is the mixture. Its parameters are replaced in one step by
-    :meth:`set_mixture`.
+    :meth:`set_mixture`. Built by :meth:`standard_normal` it is N(0, I) itself (one Gaussian, so
+    KL terms against it are analytic) until a mixture is set.
     """
 
     n_clusters = None
@@ -149,25 +150,31 @@ class GaussianMixturePrior(nn.Module):
         self.register_buffer("means", torch.zeros(K, D))
         self.register_buffer("scale_tril", torch.eye(D).expand(K, D, D).clone())
         self.register_buffer("log_weights", torch.zeros(K))
+        self.register_buffer("is_mixture", torch.tensor(True))
         # only meaningful for the data the mixture was fitted on: not saved with the weights
         self.register_buffer("assignments", torch.zeros(0, dtype=torch.long), persistent=False)
         self.set_mixture(means, covariances, weights, assignments)
 
     @classmethod
     def standard_normal(cls, n_components: int, latent_dim: int) -> GaussianMixturePrior:
-        """K equal components N(0, I): N(0, I) itself, before any mixture is fitted."""
-        return cls(
+        """N(0, I), with room for ``n_components`` Gaussians: the prior before any mixture is
+        fitted."""
+        prior = cls(
             torch.zeros(n_components, latent_dim),
             torch.eye(latent_dim).expand(n_components, -1, -1),
         )
+        prior.is_mixture.fill_(False)
+        return prior
 
     @torch.no_grad()
     def set_mixture(self, means, covariances, weights=None, assignments=None) -> None:
-        """Replace the mixture: ``means`` (K, D), ``covariances`` (K, D, D) positive definite,
-        ``weights`` (K,) summing to 1 (equal when None), ``assignments`` (N,) cluster indices of
-        the training points (none when None)."""
+        """Replace the mixture: ``means`` (K, D), ``covariances`` (K, D, D) positive definite, or
+        (K, D) diagonal ones, ``weights`` (K,) summing to 1 (equal when None), ``assignments``
+        (N,) cluster indices of the training points (none when None)."""
         means = torch.as_tensor(means, dtype=torch.float32)
         covariances = torch.as_tensor(covariances, dtype=torch.float64)
+        if covariances.shape == means.shape:  # diagonal covariances
+            covariances = torch.diag_embed(covariances)
         K, D = self.n_components, self.latent_dim
         if means.shape != (K, D) or covariances.shape != (K, D, D):
             raise ValueError(
@@ -184,6 +191,7 @@ class GaussianMixturePrior(nn.Module):
         self.means.copy_(means)
         self.scale_tril.copy_(scale_tril.float())
         self.log_weights.copy_(weights.clamp_min(1e-30).log())
+        self.is_mixture.fill_(True)
         if assignments is None:
             self.assignments = self.means.new_zeros(0, dtype=torch.long)
         else:
@@ -196,12 +204,14 @@ class GaussianMixturePrior(nn.Module):
         return dist.MultivariateNormal(self.means, scale_tril=self.scale_tril)
 
     def forward(self, index: torch.Tensor | None = None) -> dist.Distribution:
-        if index is None or len(self.assignments) == 0:
+        if index is None or len(self.assignments) == 0 or not self.is_mixture:
             return self.marginal()
         c = self.assignments[index]
         return dist.MultivariateNormal(self.means[c], scale_tril=self.scale_tril[c])
 
     def marginal(self) -> dist.Distribution:
+        if not self.is_mixture:
+            return dist.MultivariateNormal(self.means[0], scale_tril=self.scale_tril[0])
         return dist.MixtureSameFamily(dist.Categorical(logits=self.log_weights), self.components())
 
     def responsibilities(self, z: torch.Tensor) -> torch.Tensor:

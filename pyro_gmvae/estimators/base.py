@@ -427,7 +427,8 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
     def _restore_fitted(self, fitted: dict[str, Any]) -> None:
         """Set the fitted attributes saved by :meth:`_fitted_state`."""
         for k, v in fitted.items():
-            setattr(self, k, np.asarray(v) if isinstance(v, list) and k != "history_" else v)
+            records = isinstance(v, list) and v and isinstance(v[0], dict)  # e.g. history_
+            setattr(self, k, np.asarray(v) if isinstance(v, list) and not records else v)
         self.image_shape_ = tuple(fitted["image_shape_"])
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:

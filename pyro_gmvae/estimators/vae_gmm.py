@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from sklearn.base import ClusterMixin
 
 from .. import files
 from ..checks import check_positive_int
-from ..gmm import GibbsGMM
+from ..gmm import ChainDisagreementWarning, GibbsGMM
 from ..metrics import clustering_scores
 from ..models import VAEGMMModule
 from ..models.vae_gmm import PRIOR_MODES
@@ -195,21 +197,28 @@ class VAEGMM(ClusterMixin, LatentEstimator):
                     row.update(round=r, epoch=row["epoch"] + (r - 1) * self.epochs)
                 history += rows
                 module.cpu()
-                gmm.set_params(seed=self.seed * 1009 + r)
-                gmm.fit(self._latents(module, X), labels)
+                means, variances = self._codes(module, X)
+                gmm.set_params(seed=(self.seed * 1009 + r) % 2**31)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", ChainDisagreementWarning)
+                    gmm.fit(means, labels)
                 gibbs += [{"round": r, **row} for row in gmm.history_]
-                module.prior.set_mixture(
-                    gmm.means_, gmm.covariances_, gmm.weights_, assignments=gmm.labels_
-                )
+                self._hand_over(module, gmm, variances)
                 summary = {
                     "round": r,
                     "elbo": self._mixture_elbo(module, X_monitor),
                     "log_joint": float(gmm.draws_["log_joint"].mean()),
+                    "chains_used": len(gmm.chains_),
                 }
+                for warning in caught:  # other warnings pass on; the chains are in the log
+                    if not issubclass(warning.category, ChainDisagreementWarning):
+                        warnings.showwarning(
+                            warning.message, warning.category, warning.filename, warning.lineno
+                        )
                 if labels is not None:
                     summary.update(clustering_scores(labels, gmm.labels_))
                 rounds.append(summary)
-                if not best or summary["elbo"] > best["elbo"]:
+                if not best or not summary["elbo"] <= best["elbo"]:  # NaN never kept over a number
                     best = {
                         "elbo": summary["elbo"],
                         "round": r,
@@ -218,11 +227,9 @@ class VAEGMM(ClusterMixin, LatentEstimator):
                     }
                 if run_dir is not None:
                     self._write_logs(Path(run_dir), history, rounds, gibbs)
-        module.load_state_dict(best["state"])
+        module.load_state_dict(best["state"])  # the prior's mixture too, not its assignments
         self.gmm_ = best["gmm"]
-        module.prior.set_mixture(
-            self.gmm_.means_, self.gmm_.covariances_, self.gmm_.weights_, self.gmm_.labels_
-        )
+        module.prior.assignments = torch.as_tensor(self.gmm_.labels_)
         self.module_ = module.eval()
         self.history_, self.rounds_, self.gibbs_history_ = history, rounds, gibbs
         self.best_round_ = best["round"]
@@ -231,11 +238,42 @@ class VAEGMM(ClusterMixin, LatentEstimator):
         return self
 
     @torch.no_grad()
-    def _latents(self, module: VAEGMMModule, X: torch.Tensor) -> torch.Tensor:
+    def _codes(self, module: VAEGMMModule, X: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """The encoder's means (what the GMM clusters) and variances (the diagonal of
+        q(z | x)'s covariance; for a flow guide, estimated from 32 draws) of every point."""
         module.eval()
-        Z = self._batched(module.latent_mean, X)
+
+        def variance(x):
+            q = module.q_z(x)
+            try:
+                return q.variance
+            except NotImplementedError:
+                return q.sample((32,)).var(0)
+
+        means = self._batched(module.latent_mean, X).numpy()
+        variances = self._batched(variance, X).numpy()
         module.train()
-        return Z
+        return means, variances
+
+    @staticmethod
+    def _hand_over(module: VAEGMMModule, gmm: GibbsGMM, variances: np.ndarray) -> None:
+        """Give the VAE the GMM's mixture as its prior. Cluster k's covariance is the GMM's
+        (the spread of its points' encoder means) plus the mean encoder variance of its points:
+        the covariance of the codes z ~ q(z | x) of the cluster, and the Gaussian closest to
+        them in KL. The GMM's covariance alone is narrower than the codes it stands for, and the
+        latent space would shrink round after round."""
+        K = gmm.n_components
+        labels = gmm.labels_
+        counts = np.bincount(labels, minlength=K)[:, None]
+        sums = np.zeros((K, variances.shape[1]))
+        np.add.at(sums, labels, variances)
+        mean_variance = np.where(counts > 0, sums / np.maximum(counts, 1), variances.mean(0))
+        covariances = gmm.covariances_.copy()
+        if covariances.ndim == 3:
+            covariances += np.stack([np.diag(v) for v in mean_variance])
+        else:
+            covariances += mean_variance
+        module.prior.set_mixture(gmm.means_, covariances, gmm.weights_, assignments=labels)
 
     def _mixture_elbo(self, module: VAEGMMModule, X_monitor: torch.Tensor) -> float:
         """The mean ELBO under the mixture prior on the monitor subset: a bound on log p(x) of
@@ -283,7 +321,7 @@ class VAEGMM(ClusterMixin, LatentEstimator):
             ).sample()
             return self.module_.likelihood.mean(self.module_.decoder(z)), clusters
 
-        with local_seed(self.seed if seed is None else seed):
+        with local_seed(seed) if seed is not None else contextlib.nullcontext():
             X, clusters = draw()
         return X.numpy(), clusters.numpy()
 
@@ -297,6 +335,5 @@ class VAEGMM(ClusterMixin, LatentEstimator):
         fitted = dict(fitted)
         self.gmm_ = GibbsGMM.from_state(fitted.pop("gmm_"))
         super()._restore_fitted(fitted)
-        self.module_.prior.set_mixture(
-            self.gmm_.means_, self.gmm_.covariances_, self.gmm_.weights_, self.gmm_.labels_
-        )
+        # the weights carry the prior's mixture; its per-point assignments are the GMM's labels
+        self.module_.prior.assignments = torch.as_tensor(self.gmm_.labels_)

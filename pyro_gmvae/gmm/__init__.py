@@ -2,6 +2,6 @@
 (:mod:`~pyro_gmvae.gmm.conjugate`), the sweep and relabelling (:mod:`~pyro_gmvae.gmm.sampler`) and
 the estimator :class:`GibbsGMM`."""
 
-from .estimator import GibbsGMM
+from .estimator import ChainDisagreementWarning, GibbsGMM
 
-__all__ = ["GibbsGMM"]
+__all__ = ["ChainDisagreementWarning", "GibbsGMM"]

@@ -51,7 +51,7 @@ class MixturePrior:
             per_cluster = (
                 0.5 * nu0 * float(torch.linalg.slogdet(self.covariance)[1])
                 - 0.5 * nu0 * D * math.log(2)
-                - float(torch.special.multigammaln(torch.tensor(0.5 * nu0), D))
+                - float(torch.special.multigammaln(torch.tensor(0.5 * nu0, dtype=torch.float64), D))
             )
         else:
             per_cluster = float(

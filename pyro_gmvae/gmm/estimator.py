@@ -3,6 +3,7 @@ shape. It works on any array of points (e.g. a VAE's latent codes)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -14,12 +15,17 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
 from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
 
 from ..checks import NotFittedError, check_int
 from ..metrics import clustering_scores
 from ..training import local_seed, progress
 from . import conjugate as cj
 from .sampler import gibbs_sweeps, match_labels
+
+
+class ChainDisagreementWarning(UserWarning):
+    """Chains of a Gibbs fit settled in different clusterings."""
 
 
 class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
@@ -110,7 +116,7 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
         for name in ("n_components", "n_sweeps", "thin", "n_chains"):
             check_int(name, getattr(self, name), 1)
         check_int("burn_in", self.burn_in, 0)
-        check_int("seed", self.seed, None)
+        check_int("seed", self.seed, 0)
         if self.burn_in >= self.n_sweeps:
             raise ValueError(
                 f"burn_in ({self.burn_in}) must be smaller than n_sweeps ({self.n_sweeps}): "
@@ -178,10 +184,11 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
                 if full
                 else centred.square().sum(0) / max(N - 1, 1)
             )
-            variance = float(cov.diagonal().mean() if full else cov.mean())
-            floor = 1e-6 * variance if variance > 0 else 1e-6
+            variances = cov.diagonal() if full else cov
+            # a floor per dimension (scale-equivariant), absolute where a feature is constant
+            floor = torch.where(variances > 0, 1e-6 * variances, 1e-6)
             factor = max(nu0 - D - 1, 1.0) if full else max(nu0 - 2, 1.0)
-            scale = factor * cov + floor * (torch.eye(D, dtype=Z.dtype) if full else 1.0)
+            scale = factor * cov + (torch.diag(floor) if full else floor)
         else:
             scale = torch.as_tensor(np.array(self.covariance_prior, dtype=np.float64))
             shape = (D, D) if full else (D,)
@@ -206,9 +213,12 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
             raise NotFittedError("this GibbsGMM is not fitted yet: call fit")
 
     # ----------------------------------------------------------------------------- fitting
-    def _start(self, Z: torch.Tensor, feats: torch.Tensor, prior: cj.MixturePrior) -> cj.Parameters:
-        """Each chain's first parameters (for the centred points ``Z``): the previous fit's last
-        (warm start), or a draw given k-means (or random) assignments."""
+    def _start(
+        self, Z: torch.Tensor, shift: torch.Tensor, feats: torch.Tensor, prior: cj.MixturePrior
+    ) -> cj.Parameters:
+        """Each chain's first parameters, for the points ``Z`` centred by ``shift``: the previous
+        fit's last (warm start; where they were in the data's space), or a draw given k-means
+        (or random) assignments."""
         K, C = self.n_components, self.n_chains
         if self.warm_start and hasattr(self, "state_"):
             state = self.state_
@@ -220,7 +230,7 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
                     "features, or another covariance type; fit with warm_start=False"
                 )
             return cj.Parameters(
-                state.log_weights, state.means - self.shift_, state.precisions, state.log_det
+                state.log_weights, state.means - shift, state.precisions, state.log_det
             )
         if self.init == "kmeans":
             assignments = torch.stack(
@@ -252,7 +262,7 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
         history, kept, reference = [], [], None
         with local_seed(self.seed), warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)  # KMeans' notices
-            params = self._start(Z - shift, feats, centred)
+            params = self._start(Z - shift, shift, feats, centred)
             start = time.perf_counter()
             sweeps = gibbs_sweeps(feats, centred, params, self.n_sweeps)
             for t, sweep in enumerate(
@@ -271,6 +281,7 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
             self.sweeps_per_second_ = self.n_sweeps / (time.perf_counter() - start)
         # a warm start continues from the parameters the last assignments were drawn from
         self.state_ = _shifted(sweep.params, shift)
+        self.chains_ = self._agreeing_chains(kept, sweep.log_probs.argmax(-2))
         self.shift_ = shift
         self.n_features_in_ = Z.shape[1]
         self.prior_ = prior
@@ -279,6 +290,27 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
         self.responsibilities_ = self.predict_proba(Z)
         self.labels_ = self.responsibilities_.argmax(1)
         return self
+
+    def _agreeing_chains(self, kept: list, last: torch.Tensor) -> np.ndarray:
+        """The chains that settled in the same clustering as the chain with the highest mean log
+        joint (adjusted Rand index >= 0.9 between the most probable clusters of the points under
+        each chain's last parameters, ``last``): the point estimates pool only these, since
+        relabelling cannot line up clusters that differ. A warning names the others."""
+        log_joint = torch.stack([lj for _, lj in kept]).mean(0)
+        best = int(log_joint.argmax())
+        agree = np.array(
+            [adjusted_rand_score(last[best], last[c]) >= 0.9 for c in range(len(last))]
+        )
+        if not agree.all():
+            others, used = (", ".join(map(str, np.flatnonzero(a))) for a in (~agree, agree))
+            warnings.warn(
+                f"chains {others} settled in other clusterings than chain {best} (the most "
+                f"probable); weights_, means_, covariances_ and predictions use chains {used} "
+                "(draws_ and to_inference_data keep all)",
+                ChainDisagreementWarning,
+                stacklevel=3,
+            )
+        return np.flatnonzero(agree)
 
     def _store_draws(self, kept: list[tuple[cj.Parameters, torch.Tensor]]) -> None:
         def stack(values):  # (S, C, ...) -> (C, S, ...)
@@ -294,19 +326,21 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
         )
 
     def _store_draws_from(self, draws: dict[str, np.ndarray]) -> None:
-        """Keep the draws and their posterior means."""
+        """Keep the draws and their posterior means over the agreeing chains (``chains_``)."""
         self.draws_ = draws
-        self.weights_ = self.draws_["weights"].mean((0, 1))
-        self.means_ = self.draws_["means"].mean((0, 1))
-        self.covariances_ = self.draws_["covariances"].mean((0, 1))
+        used = {k: v[self.chains_] for k, v in draws.items()}
+        self.weights_ = used["weights"].mean((0, 1))
+        self.means_ = used["means"].mean((0, 1))
+        self.covariances_ = used["covariances"].mean((0, 1))
 
     # ----------------------------------------------------------------------------- inference
     def _draws(self) -> list[cj.Parameters]:
-        """The kept draws as parameters, one (C, K, ...) set per draw index."""
+        """The kept draws of the agreeing chains as parameters, one (C, K, ...) set per draw
+        index."""
         self._check_fitted()
-        d = self.draws_
+        d = {k: v[self.chains_] for k, v in self.draws_.items()}
         covariances = torch.from_numpy(d["covariances"])
-        if self.covariance_type == "full":
+        if self._full:
             precisions = torch.cholesky_inverse(torch.linalg.cholesky(covariances))
         else:
             precisions = 1.0 / covariances
@@ -322,14 +356,15 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
         points centred as in ``fit``)."""
         self._check_fitted()
         centred = self._points(Z) - self.shift_
-        feats_t = cj.features(centred, self.covariance_type).T.contiguous()
+        feats_t = cj.features(centred, "full" if self._full else "diag").T.contiguous()
         for params in self._draws():
             yield cj.log_joint_terms(feats_t, _shifted(params, -self.shift_))
 
     def predict_proba(self, Z) -> np.ndarray:
         """p(c = k | z) averaged over the kept draws of every chain: (N, K)."""
         total = sum(lp.softmax(-2).sum(0) for lp in self._log_probs(Z))
-        return (total / (self.n_chains * len(self.draws_["log_joint"][0]))).T.numpy()
+        chains, draws = self.draws_["log_joint"][self.chains_].shape
+        return (total / (chains * draws)).T.numpy()
 
     def predict(self, Z) -> np.ndarray:
         """The most probable cluster of each point under :meth:`predict_proba`."""
@@ -346,16 +381,22 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
         """Mean log predictive density per point (higher is better)."""
         return float(self.score_samples(Z).mean())
 
+    @property
+    def _full(self) -> bool:
+        """Whether the fitted covariances are full (read from the fit, not the parameters)."""
+        return self.draws_["covariances"].ndim == 5
+
     def sample(self, n_samples: int = 1, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``n_samples`` points from the posterior-mean mixture, and their clusters."""
+        """``n_samples`` points from the posterior-mean mixture, and their clusters; with
+        ``seed`` from a generator of their own, otherwise from torch's global one."""
         self._check_fitted()
         check_int("n_samples", n_samples, 1)
         weights = torch.from_numpy(self.weights_)
         means = torch.from_numpy(self.means_)
         cov = torch.from_numpy(self.covariances_)
-        with local_seed(self.seed if seed is None else seed):
+        with local_seed(seed) if seed is not None else contextlib.nullcontext():
             clusters = torch.multinomial(weights, n_samples, replacement=True)
-            if self.covariance_type == "full":
+            if self._full:
                 noise = torch.distributions.MultivariateNormal(means, cov).sample((n_samples,))
                 points = noise[torch.arange(n_samples), clusters]
             else:
@@ -415,6 +456,7 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
                 prior.covariance,
             ],
             "shift": self.shift_,
+            "chains": torch.from_numpy(self.chains_),
             "history": self.history_,
             "responsibilities": torch.from_numpy(self.responsibilities_),
             "sweeps_per_second": self.sweeps_per_second_,
@@ -424,9 +466,11 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
     def from_state(cls, state: dict[str, Any]) -> GibbsGMM:
         """The estimator saved by :meth:`to_state`."""
         gmm = cls(**state["params"])
+        gmm.chains_ = state["chains"].numpy()
         gmm._store_draws_from({k: v.numpy() for k, v in state["draws"].items()})
         gmm.state_ = cj.Parameters(*state["state"])
-        gmm.prior_ = cj.MixturePrior(gmm.covariance_type, *state["prior"])
+        full = state["draws"]["covariances"].ndim == 5
+        gmm.prior_ = cj.MixturePrior("full" if full else "diag", *state["prior"])
         gmm.shift_ = state["shift"]
         gmm.n_features_in_ = int(gmm.shift_.shape[0])
         gmm.history_ = state["history"]
