@@ -1,4 +1,4 @@
-.PHONY: install lint format test bench bench-priors strip
+.PHONY: install lint format test bench bench-priors bench-mutual strip
 
 install:
 	python -m pip install -e ".[dev]"
@@ -22,6 +22,12 @@ bench-priors:
 	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/priors_guides.py --shard 0/2 & \
 	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/priors_guides.py --shard 1/2; wait
 	OMP_WAIT_POLICY=PASSIVE python benchmarks/priors_guides.py
+
+# Two one-thread shards share the run cache; the last call adds the Gibbs speed and publishes.
+bench-mutual:
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/mutual_learning.py --shard 0/2 --only quality & \
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/mutual_learning.py --shard 1/2 --only quality; wait
+	OMP_WAIT_POLICY=PASSIVE python benchmarks/mutual_learning.py
 
 # Notebooks are committed without outputs.
 strip:

@@ -287,6 +287,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--speed-sweeps", type=int, default=400)
     p.add_argument("--speed-epochs", type=int, default=20, help="the VAE behind the latents")
     p.add_argument("--only", choices=["quality", "speed"], default=None)
+    p.add_argument(
+        "--shard",
+        default="0/1",
+        help="i/n: fit only every n-th (seed, configuration) pair from the i-th, to run n "
+        "one-thread processes side by side on the same cache; a last call without it publishes",
+    )
     p.add_argument("--cache", default=str(RESULTS / "mutual_learning.runs.jsonl"))
     p.add_argument("--json", default=str(RESULTS / "mutual_learning.json"))
     p.add_argument("--markdown", default=str(DOCS / "mutual_learning.md"))
@@ -321,20 +327,22 @@ def main(argv: list[str] | None = None) -> dict:
     for row in cached:
         if row["method"] in configs and row.pop("key") == key(row["method"], row["seed"]):
             runs.append(row)
+    shard, n_shards = map(int, args.shard.split("/"))
+    jobs = [(seed, name) for seed in args.seeds for name in configs]
     if args.only != "speed":
-        for seed in args.seeds:
-            for name, options in configs.items():
-                if any(r["method"] == name and r["seed"] == seed for r in runs):
-                    continue
-                figures = Path(args.figures) if args.figures and seed == args.seeds[0] else None
-                if figures is not None:
-                    figures.mkdir(parents=True, exist_ok=True)
-                row = fit_one(X, y, name, options, seed, extra, figures)
-                runs.append(row)
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                with cache.open("a") as f:
-                    f.write(json.dumps({"key": key(name, seed), **row}) + "\n")
-                print(f"{name}, seed {seed}: ACC {row['acc']:.3f}", file=sys.stderr)
+        for seed, name in jobs[shard::n_shards]:
+            options = configs[name]
+            if any(r["method"] == name and r["seed"] == seed for r in runs):
+                continue
+            figures = Path(args.figures) if args.figures and seed == args.seeds[0] else None
+            if figures is not None:
+                figures.mkdir(parents=True, exist_ok=True)
+            row = fit_one(X, y, name, options, seed, extra, figures)
+            runs.append(row)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with cache.open("a") as f:
+                f.write(json.dumps({"key": key(name, seed), **row}) + "\n")
+            print(f"{name}, seed {seed}: ACC {row['acc']:.3f}", file=sys.stderr)
     runs = [r for r in runs if r["seed"] in args.seeds]
     names = list(configs)
     if args.figures:
