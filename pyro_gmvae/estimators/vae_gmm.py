@@ -36,13 +36,17 @@ class VAEGMM(ClusterMixin, LatentEstimator):
     __doc__ = (
         """A VAE and a Bayesian Gaussian mixture fitted in turns ("mutual learning").
 
-    Each round: (1) the VAE trains for ``epochs`` epochs, its weights carried over from the
-    last round (never re-initialised); its prior is N(0, I) in round 1 and the mixture fitted
-    in the last round afterwards; (2) the encoder means of all training points go to a
+    Each round: (1) the VAE trains for ``epochs`` epochs, its weights carried over from the last
+    round (never re-initialised); its prior is N(0, I) in round 1 and the mixture fitted in the
+    last round afterwards; (2) the encoder means of all training points go to a
     :class:`~pyro_gmvae.gmm.GibbsGMM`, which continues its chains from the last round (warm
     start); (3) the mixture's posterior-mean weights, means and covariances become the VAE's
-    prior. The round kept at the end is the one whose VAE and mixture give the highest ELBO
-    under the mixture prior on the monitor subset (chosen without labels).
+    prior, each cluster's covariance widened by the mean encoder variance of its points (the
+    Gaussian closest in KL to the cluster's codes z ~ q(z | x); the GMM's own covariance only
+    describes the spread of their means). The round kept at the end is the one whose VAE and
+    mixture give the highest ELBO under the mixture prior on the monitor subset (chosen without
+    labels).
+
 
     Parameters
     ----------
@@ -63,17 +67,17 @@ class VAEGMM(ClusterMixin, LatentEstimator):
     gibbs_sweeps, gibbs_burn_in, gibbs_chains : the GMM's sweeps per round, burn-in and chains.
     z_guide : ``"diagonal"``, ``"low-rank"``, ``"full"``, ``"flow"`` or a guide factory.
 
-    The defaults (5 rounds of 10 epochs, ``latent_dim=10``, dynamic binarization) are the best
-    measured in ``benchmarks/mutual_learning.py``.
+    Dynamic binarization is the default: it clustered better than grey levels in
+    ``benchmarks/mutual_learning.py``.
     """
         + COMMON_DOC
         + """
     Also ``gmm_`` (the GibbsGMM of the kept round, fitted on its latents), ``labels_`` (its
     clusters of the training points), ``cluster_weights_``, ``best_round_``, ``rounds_`` (one
-    dict per round: the mixture ELBO, the GMM's mean log joint, ACC/NMI/ARI when labels are
-    given) and ``gibbs_history_`` (one dict per sweep, with its round). ``history_`` rows carry
-    their ``round``; their ``train_elbo`` is the ELBO under the mixture prior (``loss`` is the
-    training objective).
+    dict per round: the mixture ELBO, the GMM's mean log joint, how many of its chains agreed
+    (``chains_used``), ACC/NMI/ARI when labels are given) and ``gibbs_history_`` (one dict per
+    sweep, with its round). ``history_`` rows carry their ``round``; their ``train_elbo`` is the
+    ELBO under the mixture prior (``loss`` is the training objective).
     """
     )
 

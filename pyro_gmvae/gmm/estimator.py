@@ -68,12 +68,14 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
         state is left alone.
     progress_bar : a bar on a terminal or in Jupyter, otherwise a line per tenth of the sweeps.
 
-    Fitted attributes: ``weights_``, ``means_``, ``covariances_`` (posterior means over the kept,
-    relabelled draws of all chains), ``labels_`` and ``responsibilities_`` of the training points,
-    ``draws_`` (dict of arrays with leading (chain, draw) axes: ``weights``, ``means``,
-    ``covariances``, ``log_joint``), ``history_`` (one dict per sweep: the mean log joint over
-    chains, and ACC/NMI/ARI of chain 0 when labels were given), ``prior_`` (the hyperparameters
-    used), ``state_`` (each chain's last parameters), ``sweeps_per_second_``.
+    Fitted attributes: ``weights_``, ``means_``, ``covariances_`` (posterior means over the
+    kept, relabelled draws of the chains in ``chains_``: those that settled in the same
+    clustering as the most probable chain; a ``ChainDisagreementWarning`` names the others),
+    ``labels_`` and ``responsibilities_`` of the training points, ``draws_`` (dict of arrays
+    with leading (chain, draw) axes: ``weights``, ``means``, ``covariances``, ``log_joint``),
+    ``history_`` (one dict per sweep: the mean log joint over chains, and ACC/NMI/ARI of chain 0
+    when labels were given), ``prior_`` (the hyperparameters used), ``state_`` (each chain's
+    last parameters), ``sweeps_per_second_``.
     """
 
     def __init__(
