@@ -19,6 +19,7 @@ import io
 import logging
 import random
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -296,7 +297,7 @@ class EpochLinePrinter(Callback):
 
 def progress(items: Iterable, total: int, phase: str, enabled: bool = True) -> Iterator:
     """``items`` with progress shown for a loop outside Lightning (e.g. Gibbs sweeps): a bar
-    named ``phase`` on a terminal or in Jupyter, otherwise a line per tenth of ``total``."""
+    named ``phase`` on a terminal or in Jupyter, otherwise one line when the phase ends."""
     if not enabled:
         yield from items
         return
@@ -305,11 +306,12 @@ def progress(items: Iterable, total: int, phase: str, enabled: bool = True) -> I
 
         yield from tqdm(items, total=total, desc=phase, leave=False)
         return
-    step = max(1, total // 10)
-    for i, item in enumerate(items, 1):
+    start, count = time.perf_counter(), 0
+    for item in items:
+        count += 1
         yield item
-        if i % step == 0 or i == total:
-            print(f"{phase}: {i}/{total}", file=sys.stderr, flush=True)
+    seconds = time.perf_counter() - start
+    print(f"{phase}: {count}/{total} in {seconds:.1f} s", file=sys.stderr, flush=True)
 
 
 def _interactive() -> bool:

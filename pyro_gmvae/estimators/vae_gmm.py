@@ -203,6 +203,7 @@ class VAEGMM(ClusterMixin, LatentEstimator):
                 module.cpu()
                 means, variances = self._codes(module, X)
                 gmm.set_params(seed=(self.seed * 1009 + r) % 2**31)
+                gmm._phase = f"round {r}/{self.n_rounds}: Gibbs"
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", ChainDisagreementWarning)
                     gmm.fit(means, labels)

@@ -66,7 +66,7 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
         degenerate direction from making the covariances singular).
     seed : seeds every draw; the same seed and data give the same draws. The caller's random
         state is left alone.
-    progress_bar : a bar on a terminal or in Jupyter, otherwise a line per tenth of the sweeps.
+    progress_bar : a bar on a terminal or in Jupyter, otherwise a line when the sweeps end.
 
     Fitted attributes: ``weights_``, ``means_``, ``covariances_`` (posterior means over the
     kept, relabelled draws of the chains in ``chains_``: those that settled in the same
@@ -77,6 +77,8 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
     when labels were given), ``prior_`` (the hyperparameters used), ``state_`` (each chain's
     last parameters), ``sweeps_per_second_``.
     """
+
+    _phase = "Gibbs sweeps"  # the progress bar's name (a mutual-learning fit names its round)
 
     def __init__(
         self,
@@ -268,7 +270,7 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
             start = time.perf_counter()
             sweeps = gibbs_sweeps(feats, centred, params, self.n_sweeps)
             for t, sweep in enumerate(
-                progress(sweeps, self.n_sweeps, "Gibbs sweeps", self.progress_bar)
+                progress(sweeps, self.n_sweeps, self._phase, self.progress_bar)
             ):
                 row = {"sweep": t + 1, "log_joint": float(sweep.log_joint.mean())}
                 if labels is not None:
