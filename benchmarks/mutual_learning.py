@@ -244,12 +244,12 @@ def table(result: dict) -> str:
         lines += ["", f"Paired by seed ({names[0]} minus {names[1]}):", ""]
         for k in ("acc", "ari"):
             g = gain[k]
-            verdict = "exceeds" if abs(g["mean"]) > g["spread_of_baseline"] else "is within"
+            size = "larger" if abs(g["mean"]) > g["spread_of_baseline"] else "smaller"
             lines.append(
-                f"- {k.upper()}: gain {g['mean']:+.3f} ± {g['sd']:.3f} (standard error of the "
-                f"paired mean {g['standard_error']:.3f}; better on {g['wins']} of "
-                f"{len(gain['seeds'])} seeds); the mean gain {verdict} the seed-to-seed spread of "
-                f"fitting once ({g['spread_of_baseline']:.3f})."
+                f"- {k.upper()}: difference {g['mean']:+.3f} ± {g['sd']:.3f} (standard error of "
+                f"the paired mean {g['standard_error']:.3f}; mutual learning better on "
+                f"{g['wins']} of {len(gain['seeds'])} seeds); its size is {size} than the "
+                f"seed-to-seed spread of fitting once ({g['spread_of_baseline']:.3f})."
             )
     sp = result.get("speed")
     if sp:
