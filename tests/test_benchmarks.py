@@ -186,6 +186,7 @@ def test_mutual_learning_benchmark_tiny(mnist_dir, tmp_path):
         "mutual_cluster_samples",
     ):
         assert (tmp_path / "fig" / f"{name}.png").exists(), name
-    # a second call reads the cached runs instead of fitting again
+    # a second call reads the cached runs instead of fitting again; a shard only fills the cache
     again = bench.main([*argv, "--only", "quality"])
     assert again["runs"] == json.loads(paths["json"].read_text())["runs"]
+    assert bench.main([*argv, "--only", "quality", "--shard", "1/2"]) == {"runs": again["runs"]}

@@ -41,7 +41,8 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
     conjugate posterior given the assignments (vectorized over chains, clusters and points, in
     float64). A cluster left empty is redrawn from its prior. Draws after ``burn_in``, one in
     ``thin``, are kept; label switching is undone by matching each kept draw's assignments to a
-    reference draw (the first kept draw of chain 0) with the Hungarian algorithm.
+    reference draw (each chain's own first kept draw) with the Hungarian algorithm, and each
+    chain's labels are then lined up with those of the most probable chain.
 
     Parameters
     ----------
@@ -278,14 +279,17 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
                 history.append(row)
                 if t < self.burn_in or (t - self.burn_in) % self.thin:
                     continue
-                if reference is None:
-                    reference = sweep.assignments[0].clone()
+                if reference is None:  # each chain's own first kept draw
+                    reference = sweep.assignments.clone()
                 order = match_labels(sweep.assignments, reference, self.n_components)
                 kept.append((_shifted(sweep.params.permute(order), shift), sweep.log_joint))
             self.sweeps_per_second_ = self.n_sweeps / (time.perf_counter() - start)
         # a warm start continues from the parameters the last assignments were drawn from
         self.state_ = _shifted(sweep.params, shift)
-        self.chains_ = self._agreeing_chains(kept, sweep.log_probs.argmax(-2))
+        self.chains_, best = self._agreeing_chains(kept, sweep.log_probs.argmax(-2))
+        # line every chain's labels up with the most probable chain's
+        across = match_labels(reference, reference[best], self.n_components)
+        kept = [(params.permute(across), log_joint) for params, log_joint in kept]
         self.shift_ = shift
         self.n_features_in_ = Z.shape[1]
         self.prior_ = prior
@@ -295,11 +299,12 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
         self.labels_ = self.responsibilities_.argmax(1)
         return self
 
-    def _agreeing_chains(self, kept: list, last: torch.Tensor) -> np.ndarray:
+    def _agreeing_chains(self, kept: list, last: torch.Tensor) -> tuple[np.ndarray, int]:
         """The chains that settled in the same clustering as the chain with the highest mean log
         joint (adjusted Rand index >= 0.9 between the most probable clusters of the points under
         each chain's last parameters, ``last``): the point estimates pool only these, since
-        relabelling cannot line up clusters that differ. A warning names the others."""
+        relabelling cannot line up clusters that differ. A warning names the others. Returns
+        them and the most probable chain."""
         log_joint = torch.stack([lj for _, lj in kept]).mean(0)
         best = int(log_joint.argmax())
         agree = np.array(
@@ -314,7 +319,7 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
                 ChainDisagreementWarning,
                 stacklevel=3,
             )
-        return np.flatnonzero(agree)
+        return np.flatnonzero(agree), best
 
     def _store_draws(self, kept: list[tuple[cj.Parameters, torch.Tensor]]) -> None:
         def stack(values):  # (S, C, ...) -> (C, S, ...)
@@ -429,7 +434,7 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
                 "log_joint": self.draws_["log_joint"],
             },
             coords={
-                "component": np.arange(self.n_components),
+                "component": np.arange(self.draws_["weights"].shape[-1]),
                 "dim": np.arange(self.n_features_in_),
             },
             dims={

@@ -68,9 +68,9 @@ def match_labels(
     assignments: torch.Tensor, reference: torch.Tensor, n_clusters: int
 ) -> torch.Tensor:
     """For each chain's assignments (C, N), the order of its clusters that best agrees with
-    ``reference`` (N,): ``order[c, j]`` is the cluster of chain c that becomes j (the Hungarian
-    algorithm on the K x K table of co-assigned points). Applied to every kept draw, this undoes
-    label switching within and across chains."""
+    ``reference`` ((N,), or (C, N): one per chain): ``order[c, j]`` is the cluster of chain c
+    that becomes j (the Hungarian algorithm on the K x K table of co-assigned points). Applied
+    to every kept draw, this undoes label switching."""
     C = assignments.shape[0]
     pairs = reference * n_clusters + assignments  # (C, N): (reference label, draw label)
     offsets = torch.arange(C).unsqueeze(1) * n_clusters * n_clusters
