@@ -226,7 +226,7 @@ def test_assignment_step_matches_pyro_infer_discrete():
     z = torch.randn(6, D, dtype=f64) * 2
     params = cj.draw(cj.posterior(prior, *_stats(z, torch.randint(K, (1, 6)), K, "full")))
     sweep = next(gibbs_sweeps(cj.features(z, "full"), prior, params, 1))
-    ours = sweep.responsibilities()[0].T  # (N, K)
+    ours = sweep.log_probs.softmax(-2)[0].T  # p(c_n = k | z_n, params), (N, K)
 
     weights, means, cov = params.log_weights[0].exp(), params.means[0], params.covariances()[0]
 

@@ -24,10 +24,6 @@ class Sweep:
     log_probs: torch.Tensor
     log_joint: torch.Tensor
 
-    def responsibilities(self) -> torch.Tensor:
-        """p(c_n = k | z_n, params), (C, K, N)."""
-        return self.log_probs.softmax(-2)
-
 
 def sample_assignments(log_probs: torch.Tensor) -> torch.Tensor:
     """Draw c_n with probabilities proportional to exp(``log_probs``) ((C, K, N), one column
