@@ -1,4 +1,4 @@
-.PHONY: install lint format test bench bench-priors bench-mutual strip
+.PHONY: install lint format test bench bench-priors bench-mutual bench-ar strip
 
 install:
 	python -m pip install -e ".[dev]"
@@ -28,6 +28,9 @@ bench-mutual:
 	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/mutual_learning.py --shard 0/2 --only quality & \
 	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/mutual_learning.py --shard 1/2 --only quality; wait
 	OMP_WAIT_POLICY=PASSIVE python benchmarks/mutual_learning.py
+
+bench-ar:
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/ar_mixture.py
 
 # Notebooks are committed without outputs.
 strip:

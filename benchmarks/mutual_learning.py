@@ -59,8 +59,8 @@ def configurations(rounds: int, epochs: int, sweeps: int, burn_in: int) -> dict[
             gibbs_sweeps=rounds * sweeps,
             gibbs_burn_in=rounds * sweeps - (sweeps - burn_in),
         ),
-        "mutual learning, prior_mode=mixture": dict(
-            n_rounds=rounds, epochs=epochs, prior_mode="mixture"
+        "mutual learning, prior_mode=assigned": dict(
+            n_rounds=rounds, epochs=epochs, prior_mode="assigned"
         ),
         "mutual learning, binarize=False (grey levels)": dict(
             n_rounds=rounds, epochs=epochs, binarize=False

@@ -1,4 +1,4 @@
-"""Command line: ``pyro-gmvae train | evaluate | sample``.
+"""Command line: ``pyro-gmvae train | evaluate | sample | ar``.
 
 ``train`` builds its model through the catalogue with the same parameters as the API
 (``GMVAE(...)``, ``VAE(...)``, ``AE(...)``; ``VAEGMM(...)`` with ``--model vae-gmm``), whose
@@ -26,6 +26,7 @@ from .components.priors import PRIORS
 from .data import DATASETS, Dataset, load_dataset
 from .estimators import AE, GMVAE, VAE, VAEGMM, LatentEstimator
 from .metrics import clustering_scores
+from .timeseries.cli import add_parser as add_ar_parser
 
 MODELS = {cls.__name__: cls for cls in (GMVAE, VAE, AE, VAEGMM)}
 MUTUAL = "vae-gmm"  # --model vae-gmm: VAE + GMM mutual learning
@@ -53,7 +54,7 @@ def _load(args_dataset: str, root: str | None, n: int | None, seed: int) -> Data
     return load_dataset(args_dataset, root).subset(n, seed)
 
 
-def _prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> Path:
+def _prepare_run_dir(out: Path, overwrite: bool, resume: bool | None) -> Path:
     """Check that ``out`` may be written and return the folder to train in: ``out`` itself, or,
     when an existing run is to be replaced, a staging folder beside it that takes its place only
     once the new run is complete (an interrupted or failed run leaves the old one as it was)."""
@@ -65,7 +66,8 @@ def _prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> Path:
         if not overwrite:
             raise SystemExit(
                 f"error: {out} exists; pass --overwrite to replace it, "
-                "--resume to continue it, or choose another --out"
+                + ("" if resume is None else "--resume to continue it, ")
+                + "or choose another --out"
             )
         if not any((out / f).exists() for f in RUN_FILES + ("checkpoints",)):
             raise SystemExit(f"error: {out} is not a pyro-gmvae run folder; not replacing it")
@@ -473,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--npy", action="store_true", help="also save the samples as .npy")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=cmd_sample)
+
+    add_ar_parser(sub)  # time series: pyro_gmvae.timeseries.cli
     return p
 
 

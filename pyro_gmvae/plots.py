@@ -212,3 +212,52 @@ def plot_gaussians_2d(
         ax.plot(*m2, "x", color="black", ms=7)
     ax.set(xlabel="principal axis 1", ylabel="principal axis 2", title="Mixture in latent space")
     return _finish(fig, path)
+
+
+def plot_regimes(
+    series: np.ndarray,
+    proba: np.ndarray,
+    true_regimes: np.ndarray | None = None,
+    max_steps: int = 500,
+    path: str | Path | None = None,
+) -> Figure:
+    """One series (T, d) over its first ``max_steps`` steps, above the posterior probability
+    of each regime per transition (stacked, (T - 1, K)) and, if given, the true regimes."""
+    T = min(len(series), max_steps)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 4.5), sharex=True)
+    top.plot(np.arange(T), series[:T])
+    top.set_ylabel("x_t")
+    steps = np.arange(1, T)
+    K = proba.shape[1]
+    colours = plt.get_cmap("tab10")(np.arange(K) % 10)
+    labels = [f"regime {k}" for k in range(K)]
+    bottom.stackplot(steps, proba[: T - 1].T, colors=colours, labels=labels)
+    if true_regimes is not None:
+        bottom.scatter(steps, np.full(T - 1, 1.04), c=colours[true_regimes[: T - 1]], s=4,
+                       marker="s", clip_on=False, label="true regime")  # fmt: skip
+    bottom.set_ylim(0, 1)
+    bottom.set_xlabel("t")
+    bottom.set_ylabel("p(z_t | data)")
+    bottom.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    return _finish(fig, path)
+
+
+def plot_forecast(series: np.ndarray, forecast, history: int = 100, path=None) -> Figure:
+    """The last ``history`` steps of one series (T, d) and its forecast: the mean and the
+    predictive interval of ``forecast`` (a :class:`~pyro_gmvae.timeseries.Forecast` of that
+    series alone), one panel per dimension (at most 4)."""
+    dims = min(series.shape[1], 4)
+    fig, axes = plt.subplots(dims, 1, figsize=(8, 2.2 * dims), sharex=True, squeeze=False)
+    past = series[-history:]
+    t_past = np.arange(len(series) - len(past), len(series))
+    steps = forecast.mean.shape[1]
+    t_future = np.arange(len(series), len(series) + steps)
+    for i, ax in enumerate(axes[:, 0]):
+        ax.plot(t_past, past[:, i], color="k", lw=1, label="observed")
+        ax.plot(t_future, forecast.mean[0, :, i], color="C0", label="forecast mean")
+        ax.fill_between(t_future, forecast.lower[0, :, i], forecast.upper[0, :, i], alpha=0.3,
+                        color="C0", label=f"{forecast.level:.0%} interval")  # fmt: skip
+        ax.set_ylabel(f"x[{i}]")
+    axes[0, 0].legend(loc="upper left", fontsize=8)
+    axes[-1, 0].set_xlabel("t")
+    return _finish(fig, path)

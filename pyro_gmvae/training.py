@@ -31,7 +31,7 @@ import pyro
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from pyro.infer import ELBO
-from torch.utils.data import DataLoader, Sampler, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, Sampler, TensorDataset
 
 from . import files
 from .metrics import clustering_scores
@@ -54,15 +54,25 @@ class EpochShuffleSampler(Sampler[int]):
         return self.n
 
 
+class EpochBatches(BatchSampler):
+    """Batches of an :class:`EpochShuffleSampler`'s indices; passes the epoch on to it."""
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+
 def make_loader(
     tensors: torch.Tensor | tuple[torch.Tensor, ...], batch_size: int, seed: int
 ) -> DataLoader:
-    """Shuffled batches of one tensor (or of aligned tensors), reproducible from ``seed``."""
+    """Shuffled batches of one tensor (or of aligned tensors), reproducible from ``seed``.
+    Each batch is taken with one indexing operation per tensor (the sampler yields whole
+    batches of indices), not gathered point by point."""
     tensors = tensors if isinstance(tensors, tuple) else (tensors,)
+    batches = EpochBatches(EpochShuffleSampler(len(tensors[0]), seed), batch_size, False)
     return DataLoader(
         TensorDataset(*tensors),
-        batch_size=batch_size,
-        sampler=EpochShuffleSampler(len(tensors[0]), seed),
+        sampler=batches,
+        batch_size=None,  # the sampler's index lists index the tensors directly
         generator=torch.Generator().manual_seed(seed),
     )
 

@@ -190,3 +190,23 @@ def test_mutual_learning_benchmark_tiny(mnist_dir, tmp_path):
     again = bench.main([*argv, "--only", "quality"])
     assert again["runs"] == json.loads(paths["json"].read_text())["runs"]
     assert bench.main([*argv, "--only", "quality", "--shard", "1/2"]) == {"runs": again["runs"]}
+
+
+def test_ar_mixture_benchmark_tiny(tmp_path):
+    bench = load("ar_mixture")
+    out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
+    result = bench.main(
+        f"--steps 200 --seeds 0 --epochs 2 --json {out_json} --markdown {out_md}".split()
+    )
+    problems = result["summary"]
+    assert list(problems) == [
+        "d=2, K=3, T=200", "d=5, K=4, T=200", "Markov, d=2, K=3, T=200", "Markov, d=1, K=2, T=200"
+    ]  # fmt: skip
+    first = next(iter(problems.values()))
+    assert next(iter(first)) == "ARMixture, marginal (defaults)"  # the defaults are the first row
+    assert "statsmodels MarkovAutoregression" in problems["Markov, d=1, K=2, T=200"]
+    for rows in problems.values():
+        for row in rows.values():
+            assert 0 < row["accuracy"]["mean"] <= 1 and row["fit_seconds"]["mean"] > 0
+    assert json.loads(out_json.read_text())["runs"] == result["runs"]
+    assert "oracle" in out_md.read_text()

@@ -304,3 +304,48 @@ def test_vae_gmm_refuses_options_it_has_no_use_for(tmp_path, capsys, options, me
 def test_gibbs_options_are_refused_without_vae_gmm(tmp_path, capsys):
     assert main(["train", *TINY, "--out", str(tmp_path / "x"), "--gibbs-sweeps", "5"]) == 2
     assert "only to --model vae-gmm" in capsys.readouterr().err
+
+
+def test_ar_on_a_simulated_series_matches_the_api(tmp_path, capsys):
+    from pyro_gmvae.timeseries import ARMixture, simulate_ar_mixture
+
+    out = tmp_path / "ar"
+    argv = ["ar", "--simulate", "--steps", "300", "--epochs", "3", "--components", "2",
+            "--forecast-steps", "5", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    for name in ("model.pt", "summary.json", "regimes.csv"):
+        assert (out / name).exists(), name
+    for name in ("regimes", "forecast", "training"):
+        assert (out / "figures" / f"{name}.png").exists(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert "oracle_accuracy" in summary["against_truth"]
+    sim = simulate_ar_mixture(300, 2, 2, seed=0)
+    api = ARMixture(2, epochs=3, progress_bar=False).fit(sim.series)
+    config = {**api.get_params(), "hidden_dims": list(api.hidden_dims), "progress_bar": True}
+    assert summary["config"] == config  # all the API's defaults, and the options given
+    loaded = ARMixture.load(out / "model.pt")
+    np.testing.assert_allclose(loaded.transition_matrices_, api.transition_matrices_)
+    # a second run into the same folder is refused and leaves it as it was
+    before = (out / "summary.json").read_bytes()
+    with pytest.raises(SystemExit, match="exists"):
+        main(argv)
+    assert (out / "summary.json").read_bytes() == before
+
+
+def test_ar_reads_csv_and_npy_and_reports_bad_input(tmp_path, capsys):
+    from pyro_gmvae.timeseries import simulate_ar_mixture
+
+    x = simulate_ar_mixture(150, 2, 2, seed=1).series[0]
+    csv = tmp_path / "x.csv"
+    csv.write_text("a,b\n" + "\n".join(f"{u},{v}" for u, v in x))
+    np.save(tmp_path / "x.npy", x)
+    for path in (csv, tmp_path / "x.npy"):
+        out = tmp_path / f"run-{path.suffix[1:]}"
+        assert main(["ar", "--data", str(path), "--epochs", "2", "--components", "2",
+                     "--no-figures", "--out", str(out)]) == 0  # fmt: skip
+        assert (out / "model.pt").exists()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2\n3,nan\n4,5\n")
+    assert main(["ar", "--data", str(bad), "--out", str(tmp_path / "bad")]) == 2
+    assert "NaN" in capsys.readouterr().err
+    assert main(["ar", "--out", str(tmp_path / "none")]) == 2  # neither a file nor --simulate

@@ -18,8 +18,8 @@ class VAEGMMModule(VAEModule):
 
     Generative process, for data point n::
 
-        "assigned":  z_n ~ N(mu_{c_n}, Sigma_{c_n})   (c_n: the GMM's assignment of point n)
         "mixture":   z_n ~ sum_k pi_k N(mu_k, Sigma_k)
+        "assigned":  z_n ~ N(mu_{c_n}, Sigma_{c_n})   (c_n: the GMM's assignment of point n)
         x_n | z_n ~ p(x | decoder(z_n))
 
     Guide: q(z | x). The KL term is KL(q(z_n | x_n) || p(z_n)) per point, summed over the latent
@@ -29,7 +29,7 @@ class VAEGMMModule(VAEModule):
     mixture.
     """
 
-    def __init__(self, x_dim: int, n_components: int, prior_mode: str = "assigned", **kwargs):
+    def __init__(self, x_dim: int, n_components: int, prior_mode: str = "mixture", **kwargs):
         if prior_mode not in PRIOR_MODES:
             raise ValueError(f"prior_mode must be 'assigned' or 'mixture', got {prior_mode!r}")
         latent_dim = kwargs.get("latent_dim", 64)

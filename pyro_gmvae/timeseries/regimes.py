@@ -1,0 +1,92 @@
+"""Exact posteriors of the regimes given the parameters: Bayes' rule for i.i.d. regimes, the
+forward-backward recursions and Viterbi's algorithm for Markov-switching ones.
+
+The recursions are vectorized over series and regimes, with one Python step per time step:
+Pyro's ``infer_discrete`` on the step-by-step model (``ARMixtureModule.markov_model``) gives the
+same MAP path (the tests check it) but takes about 40 s for one series of 5,000 steps, against
+well under a second here.
+
+Conventions (as in ``DiscreteHMM``): the regime z_0 of a series' first step is drawn from the
+initial distribution and has no observation; transition t (x_{t-1} -> x_t, t >= 1) has regime
+z_t ~ A[z_{t-1}] and emission log-density ``log_emission[..., t - 1, k]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def emission_log_probs(
+    prev: torch.Tensor, nxt: torch.Tensor, Pi: torch.Tensor, scale_tril: torch.Tensor
+) -> torch.Tensor:
+    """log N(x_t | Pi_k x_{t-1}, Sigma) for every transition and regime k, (..., K), with
+    Sigma = scale_tril scale_tril^T; ``prev`` and ``nxt`` are (..., d)."""
+    residuals = nxt.unsqueeze(-2) - torch.einsum("kij,...j->...ki", Pi, prev)  # (..., K, d)
+    eye = torch.eye(scale_tril.shape[-1], dtype=scale_tril.dtype, device=scale_tril.device)
+    white = residuals @ torch.linalg.solve_triangular(scale_tril, eye, upper=False).T
+    d = prev.shape[-1]
+    log_det = scale_tril.diagonal().log().sum()
+    return -0.5 * white.square().sum(-1) - log_det - 0.5 * d * math.log(2 * math.pi)
+
+
+def iid_posterior(log_weights: torch.Tensor, log_emission: torch.Tensor) -> torch.Tensor:
+    """log p(z_t = k | x_{t-1}, x_t) for i.i.d. regimes: (..., K)."""
+    joint = log_weights + log_emission
+    return joint - joint.logsumexp(-1, keepdim=True)
+
+
+def _log_matvec(log_alpha: torch.Tensor, log_A: torch.Tensor) -> torch.Tensor:
+    """log sum_i exp(log_alpha[..., i] + log_A[i, j]), (..., K)."""
+    return (log_alpha.unsqueeze(-1) + log_A).logsumexp(-2)
+
+
+def forward_backward(
+    log_initial: torch.Tensor, log_A: torch.Tensor, log_emission: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Smoothed log p(z_t = k | all of the series) for every transition, (S, T, K), and each
+    series' log-likelihood (S,). ``log_emission`` is (S, T, K); padded steps after a series'
+    end must have log-emission 0 (they then change nothing before them)."""
+    S, T, K = log_emission.shape
+    alphas = []
+    log_alpha = log_initial.expand(S, K)
+    for t in range(T):  # filtered, unnormalised: log p(z_t, x_1..t)
+        log_alpha = _log_matvec(log_alpha, log_A) + log_emission[:, t]
+        alphas.append(log_alpha)
+    log_lik = log_alpha.logsumexp(-1)
+    log_beta = torch.zeros_like(log_alpha)
+    betas = [log_beta]
+    for t in range(T - 1, 0, -1):  # log p(x_{t+1}..T | z_t)
+        log_beta = (log_A + (log_emission[:, t] + log_beta).unsqueeze(-2)).logsumexp(-1)
+        betas.append(log_beta)
+    log_post = torch.stack(alphas, 1) + torch.stack(betas[::-1], 1)
+    return log_post - log_post.logsumexp(-1, keepdim=True), log_lik
+
+
+def viterbi(
+    log_initial: torch.Tensor,
+    log_A: torch.Tensor,
+    log_emission: torch.Tensor,
+    inside: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The most probable regime path of each series, (S, T) (transitions 1..T). ``inside``
+    (S, T) marks the transitions within each series: after a series' end its path stays put
+    (a maximum, unlike a sum, would otherwise be pulled by the padded steps' transitions)."""
+    S, T, K = log_emission.shape
+    score = (log_initial.expand(S, K).unsqueeze(-1) + log_A).amax(-2) + log_emission[:, 0]
+    stay = torch.arange(K).expand(S, K)
+    back = []
+    for t in range(1, T):
+        candidates = score.unsqueeze(-1) + log_A  # (S, from, to)
+        best, argbest = candidates.max(-2)
+        best = best + log_emission[:, t]
+        if inside is not None:
+            keep = inside[:, t].unsqueeze(-1)
+            best, argbest = torch.where(keep, best, score), torch.where(keep, argbest, stay)
+        back.append(argbest)
+        score = best
+    path = [score.argmax(-1)]
+    for argbest in reversed(back):
+        path.append(argbest.gather(-1, path[-1].unsqueeze(-1)).squeeze(-1))
+    return torch.stack(path[::-1], 1)

@@ -1,0 +1,131 @@
+"""Simulated series from an autoregressive mixture with known parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..checks import check_int, check_positive_int
+
+
+@dataclass
+class ARParameters:
+    """Parameters of an autoregressive mixture: ``weights`` p (K,) (for the Markov variant, the
+    distribution of the first regime), ``transition_matrices`` Pi (K, d, d), ``covariance``
+    Sigma (d, d) and, for the Markov variant, ``switching_matrix`` A (K, K) with
+    A[i, j] = P(z_t = j | z_{t-1} = i)."""
+
+    weights: np.ndarray
+    transition_matrices: np.ndarray
+    covariance: np.ndarray
+    switching_matrix: np.ndarray | None = None
+
+    def permute(self, order: np.ndarray) -> ARParameters:
+        """Regime ``order[j]`` becomes regime j."""
+        A = self.switching_matrix
+        return ARParameters(
+            self.weights[order],
+            self.transition_matrices[order],
+            self.covariance,
+            None if A is None else A[np.ix_(order, order)],
+        )
+
+
+@dataclass
+class ARSimulation:
+    """``series`` (S, T, d), ``regimes`` (S, T - 1): z_t of the transition into step t (t >= 1),
+    and the true ``parameters``."""
+
+    series: np.ndarray
+    regimes: np.ndarray
+    parameters: ARParameters
+
+
+def random_parameters(
+    dim: int,
+    n_components: int,
+    rng: np.random.Generator,
+    markov: bool = False,
+    max_gain: float = 0.95,
+    noise_scale: float = 0.5,
+    stay_probability: float = 0.9,
+) -> ARParameters:
+    """Stable random parameters: each Pi_k = U diag(s) V^T with singular values s drawn in
+    [0.2, ``max_gain``] (so every regime contracts, and so does any sequence of them), weights
+    from a Dirichlet(5), Sigma = ``noise_scale``^2 times a random correlation-like matrix, and
+    for the Markov variant a switching matrix with ``stay_probability`` on its diagonal."""
+    Pi = np.empty((n_components, dim, dim))
+    for k in range(n_components):
+        U, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+        V, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+        Pi[k] = U @ np.diag(rng.uniform(0.2, max_gain, dim)) @ V.T
+    weights = rng.dirichlet(np.full(n_components, 5.0))
+    W = rng.standard_normal((dim, dim))
+    covariance = noise_scale**2 * (0.5 * np.eye(dim) + 0.5 * W @ W.T / dim)
+    A = None
+    if markov:
+        if n_components == 1:
+            A = np.ones((1, 1))
+        else:
+            off = rng.dirichlet(np.ones(n_components - 1), size=n_components)
+            A = np.empty((n_components, n_components))
+            for i in range(n_components):
+                A[i, np.arange(n_components) != i] = (1 - stay_probability) * off[i]
+                A[i, i] = stay_probability
+    return ARParameters(weights, Pi, covariance, A)
+
+
+def simulate_ar_mixture(
+    n_steps: int,
+    dim: int,
+    n_components: int,
+    seed: int = 0,
+    markov: bool = False,
+    n_series: int = 1,
+    parameters: ARParameters | None = None,
+    burn_in: int = 100,
+    **parameter_options: float,
+) -> ARSimulation:
+    """Simulate ``n_series`` series of ``n_steps`` steps from
+    z_t ~ Cat(p) (or, with ``markov``, z_t | z_{t-1} ~ Cat(A[z_{t-1}])) and
+    x_t | x_{t-1}, z_t ~ N(Pi_{z_t} x_{t-1}, Sigma).
+
+    The parameters are ``parameters`` or drawn by :func:`random_parameters` (its options, e.g.
+    ``max_gain``, ``noise_scale``, ``stay_probability``, are passed on). Each series starts at 0
+    and runs ``burn_in`` steps before the ones returned, so it starts near its stationary
+    distribution. Same seed, same series and parameters."""
+    check_int("n_steps", n_steps, 2)
+    check_positive_int("dim", dim)
+    check_positive_int("n_components", n_components)
+    check_positive_int("n_series", n_series)
+    check_int("burn_in", burn_in, 0)
+    check_int("seed", seed, 0)
+    rng = np.random.default_rng(seed)
+    if parameters is None:
+        parameters = random_parameters(dim, n_components, rng, markov, **parameter_options)
+    elif markov and parameters.switching_matrix is None:
+        raise ValueError("markov=True needs parameters with a switching_matrix")
+    p, Pi = parameters.weights, parameters.transition_matrices
+    if Pi.shape != (n_components, dim, dim):
+        raise ValueError(
+            f"parameters have transition matrices of shape {Pi.shape}, expected "
+            f"{(n_components, dim, dim)}"
+        )
+    chol = np.linalg.cholesky(parameters.covariance)
+    total = n_steps + burn_in
+    noise = rng.standard_normal((n_series, total, dim)) @ chol.T
+    regimes = np.empty((n_series, total), dtype=np.int64)
+    if markov:
+        A = parameters.switching_matrix
+        regimes[:, 0] = rng.choice(n_components, size=n_series, p=p)
+        for t in range(1, total):  # inverse CDF of each series' row of A
+            u = rng.random(n_series)
+            regimes[:, t] = (np.cumsum(A[regimes[:, t - 1]], 1) < u[:, None]).sum(1)
+        regimes = np.minimum(regimes, n_components - 1)
+    else:
+        regimes[:] = rng.choice(n_components, size=(n_series, total), p=p)
+    x = np.zeros((n_series, total, dim))
+    for t in range(1, total):
+        x[:, t] = np.einsum("sij,sj->si", Pi[regimes[:, t]], x[:, t - 1]) + noise[:, t]
+    return ARSimulation(x[:, burn_in:], regimes[:, burn_in + 1 :], parameters)

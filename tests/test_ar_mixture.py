@@ -1,0 +1,307 @@
+"""The autoregressive mixture: its probability (against closed forms and brute force), the
+simulator, EM, and the estimator's contract."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from pyro.infer import TraceEnum_ELBO, infer_discrete
+from pyro.poutine import trace
+from scipy.stats import multivariate_normal
+
+from pyro_gmvae.timeseries import ARMixture, ARParameters, fit_em, simulate_ar_mixture
+from pyro_gmvae.timeseries.evaluate import (
+    match_regimes,
+    oracle_accuracy,
+    parameter_errors,
+    regime_accuracy,
+)
+from pyro_gmvae.timeseries.model import ARMixtureModule
+from pyro_gmvae.timeseries.regimes import forward_backward, viterbi
+from pyro_gmvae.timeseries.series import as_series
+
+
+def _params(markov=False):
+    return ARParameters(
+        np.array([0.3, 0.7]),
+        np.array([[[0.8, 0.1], [0.0, 0.5]], [[-0.6, 0.2], [0.3, -0.4]]]),
+        np.array([[0.5, 0.1], [0.1, 0.3]]),
+        np.array([[0.9, 0.1], [0.2, 0.8]]) if markov else None,
+    )
+
+
+def _emission(P, a, b, k):
+    return multivariate_normal(P.transition_matrices[k] @ a, P.covariance).pdf(b)
+
+
+def _module(P, discrete="marginal", markov=False, n_data=1):
+    module = ARMixtureModule(2, 2, P, "full", discrete, markov, (8,))
+    module.n_data = n_data
+    return module
+
+
+def test_marginal_elbo_is_the_closed_form_mixture_log_likelihood():
+    P = _params()
+    sim = simulate_ar_mixture(30, 2, 2, seed=1, parameters=P)
+    prev, nxt = as_series(sim.series).transitions()
+    module = _module(P, n_data=len(prev))
+    elbo = -module.elbo().differentiable_loss(module.model, module.guide, prev, nxt).item()
+    exact = sum(
+        math.log(sum(P.weights[k] * _emission(P, a, b, k) for k in range(2)))
+        for a, b in zip(prev.numpy(), nxt.numpy(), strict=True)
+    )
+    assert elbo == pytest.approx(exact, rel=1e-10)
+
+
+def test_enumerated_guide_elbo_is_the_brute_force_expectation():
+    """ELBO = sum_t sum_k q(k | x) [log p_k + log N(x_t | Pi_k x_{t-1}, Sigma) - log q(k | x)]."""
+    P = _params()
+    sim = simulate_ar_mixture(12, 2, 2, seed=2, parameters=P)
+    prev, nxt = as_series(sim.series).transitions()
+    module = _module(P, "enumerate", n_data=len(prev))
+    elbo = -module.elbo().differentiable_loss(module.model, module.guide, prev, nxt).item()
+    with torch.no_grad():
+        q = torch.softmax(module.encoder(torch.cat([prev, nxt], -1)), -1).numpy()
+    brute = 0.0
+    for t, (a, b) in enumerate(zip(prev.numpy(), nxt.numpy(), strict=True)):
+        for k in range(2):
+            log_p = math.log(P.weights[k]) + math.log(_emission(P, a, b, k))
+            brute += q[t, k] * (log_p - math.log(q[t, k]))
+    assert elbo == pytest.approx(brute, rel=1e-10)
+
+
+def _forward(P, series):
+    """A plain forward algorithm: z_0 ~ p (no observation), z_t ~ A[z_{t-1}]."""
+    alpha = P.weights.copy()
+    for t in range(1, len(series)):
+        e = np.array([_emission(P, series[t - 1], series[t], k) for k in range(2)])
+        alpha = (alpha @ P.switching_matrix) * e
+    return math.log(alpha.sum())
+
+
+def test_markov_marginal_equals_the_forward_algorithm_and_the_step_by_step_model():
+    P = _params(markov=True)
+    sim = simulate_ar_mixture(9, 2, 2, seed=3, parameters=P, markov=True, n_series=2)
+    data = [sim.series[0], sim.series[1][:5]]  # lengths differ: padding must change nothing
+    series = as_series(data)
+    module = _module(P, markov=True, n_data=2)
+    loss = module.elbo().differentiable_loss(
+        module.model, module.guide, series.values, series.lengths
+    )
+    hmm = -loss.item()
+    step_by_step = (
+        -TraceEnum_ELBO(max_plate_nesting=1)
+        .differentiable_loss(module.markov_model, lambda *args: None, series.values, series.lengths)
+        .item()
+    )
+    forward = _forward(P, data[0]) + _forward(P, data[1])
+    assert hmm == pytest.approx(forward, rel=1e-10)
+    assert step_by_step == pytest.approx(forward, rel=1e-10)
+
+
+def _paths(P, x):
+    """Every regime path of a short series and its log joint with the data."""
+    T = len(x) - 1
+    log_e = np.log([[_emission(P, x[t], x[t + 1], k) for k in range(2)] for t in range(T)])
+    out = {}
+    for path in itertools.product(range(2), repeat=T):
+        first = np.log(P.weights @ P.switching_matrix[:, path[0]])
+        steps = sum(np.log(P.switching_matrix[path[t - 1], path[t]]) for t in range(1, T))
+        out[path] = first + steps + sum(log_e[t, path[t]] for t in range(T))
+    return out, torch.tensor(log_e).unsqueeze(0)
+
+
+def test_smoothing_and_viterbi_against_every_path():
+    P = _params(markov=True)
+    x = simulate_ar_mixture(7, 2, 2, seed=4, parameters=P, markov=True).series[0]
+    paths, log_e = _paths(P, x)
+    log_A = torch.tensor(np.log(P.switching_matrix))
+    log_p = torch.tensor(np.log(P.weights))
+    smoothed, log_lik = forward_backward(log_p, log_A, log_e)
+    joint = np.array(list(paths.values()))
+    assert float(log_lik) == pytest.approx(np.logaddexp.reduce(joint), rel=1e-10)
+    probs = np.exp(joint - np.logaddexp.reduce(joint))
+    keys = np.array(list(paths))
+    for t in range(keys.shape[1]):
+        brute = [probs[keys[:, t] == k].sum() for k in range(2)]
+        np.testing.assert_allclose(smoothed[0, t].exp().numpy(), brute, rtol=1e-9)
+    best = max(paths, key=paths.get)
+    assert tuple(viterbi(log_p, log_A, log_e)[0].tolist()) == best
+
+
+def test_viterbi_agrees_with_infer_discrete_and_ignores_padding():
+    P = _params(markov=True)
+    sim = simulate_ar_mixture(25, 2, 2, seed=5, parameters=P, markov=True, n_series=2)
+    series = as_series([sim.series[0], sim.series[1][:10]])
+    module = _module(P, markov=True, n_data=2)
+    MAP = infer_discrete(module.markov_model, first_available_dim=-2, temperature=0)
+    with torch.no_grad():
+        tr = trace(MAP).get_trace(series.values, series.lengths)
+    expected = torch.stack([tr.nodes[f"z_{t}"]["value"] for t in range(1, 25)], 1)
+    est = _fitted(P)
+    paths = est.most_probable_path([sim.series[0], sim.series[1][:10]])
+    assert paths[0].tolist() == expected[0].tolist()
+    # the shorter series' path is that of the series alone, not pulled by its padding
+    assert paths[1].tolist() == est.most_probable_path(sim.series[1][:10]).tolist()
+    assert paths[1].tolist() == expected[1, :9].tolist()
+
+
+def _fitted(P):
+    """An estimator holding the parameters ``P`` (no training)."""
+    return ARMixture.from_parameters(P, progress_bar=False)
+
+
+def test_simulator_statistics_match_its_parameters():
+    sim = simulate_ar_mixture(40000, 2, 2, seed=6, parameters=_params(markov=True), markov=True)
+    P, x, z = sim.parameters, sim.series[0], sim.regimes[0]
+    counts = np.zeros((2, 2))
+    np.add.at(counts, (z[:-1], z[1:]), 1)
+    np.testing.assert_allclose(counts / counts.sum(1, keepdims=True), P.switching_matrix, atol=0.01)
+    for k in range(2):  # least squares within each regime recovers Pi_k and Sigma
+        prev, nxt = x[:-1][z == k], x[1:][z == k]
+        Pi = np.linalg.lstsq(prev, nxt, rcond=None)[0].T
+        np.testing.assert_allclose(Pi, P.transition_matrices[k], atol=0.03)
+        np.testing.assert_allclose(np.cov((nxt - prev @ Pi.T).T), P.covariance, atol=0.02)
+    iid = simulate_ar_mixture(40000, 2, 2, seed=7, parameters=_params())
+    np.testing.assert_allclose(np.bincount(iid.regimes[0]) / 39999, [0.3, 0.7], atol=0.01)
+    again = simulate_ar_mixture(40000, 2, 2, seed=7, parameters=_params())
+    np.testing.assert_array_equal(iid.series, again.series)
+
+
+def _easy(T=1500, seed=0):
+    P = ARParameters(
+        np.array([0.4, 0.6]),
+        np.array([[[0.9, 0.0], [0.0, 0.9]], [[-0.8, 0.0], [0.0, -0.8]]]),
+        0.1 * np.eye(2),
+    )
+    return simulate_ar_mixture(T, 2, 2, seed=seed, parameters=P)
+
+
+def _matched_error(fitted, true):
+    errors = [
+        np.abs(fitted[list(order)] - true).max() for order in itertools.permutations(range(2))
+    ]
+    return min(errors)
+
+
+def test_em_recovers_known_parameters():
+    sim = _easy()
+    prev, nxt = as_series(sim.series).transitions()
+    result = fit_em(prev, nxt, 2, n_init=3, seed=0)
+    assert _matched_error(result.parameters.transition_matrices,
+                          sim.parameters.transition_matrices) < 0.05  # fmt: skip
+    assert result.converged
+    assert max(result.restart_log_likelihoods) == result.log_likelihood
+
+
+@pytest.mark.parametrize("discrete", ["marginal", "enumerate", "relaxed"])
+def test_estimator_recovers_an_easy_mixture(discrete):
+    sim = _easy()
+    est = ARMixture(2, discrete=discrete, epochs=60, n_init=2, progress_bar=False)
+    est.fit(sim.series[0])
+    P = sim.parameters
+    assert _matched_error(est.transition_matrices_, P.transition_matrices) < 0.1
+    predicted = est.predict(sim.series[0])
+    accuracy = max((predicted == (sim.regimes[0] ^ flip)).mean() for flip in (0, 1))
+    assert accuracy > 0.8
+    assert est.history_[-1]["log_likelihood"] == pytest.approx(est.log_likelihood_)
+    if discrete == "relaxed":
+        temperatures = [row["temperature"] for row in est.history_]
+        assert temperatures[-1] < temperatures[0]
+
+
+def test_marginal_fit_reaches_the_em_likelihood():
+    sim = simulate_ar_mixture(800, 2, 2, seed=8)
+    prev, nxt = as_series(sim.series).transitions()
+    em = fit_em(prev, nxt, 2, n_init=5, seed=0)
+    est = ARMixture(2, epochs=150, progress_bar=False).fit(sim.series[0])
+    assert est.log_likelihood_ == pytest.approx(em.log_likelihood / len(prev), abs=2e-3)
+
+
+def test_same_seed_same_fit_and_outputs_shaped_like_the_input(tmp_path):
+    sim = simulate_ar_mixture(120, 2, 2, seed=9, n_series=3)
+    kw = dict(epochs=5, n_init=1, init_epochs=2, progress_bar=False)
+    a = ARMixture(2, **kw).fit(sim.series)
+    b = ARMixture(2, **kw).fit(sim.series)
+    np.testing.assert_array_equal(a.transition_matrices_, b.transition_matrices_)
+    assert a.predict(sim.series).shape == (3, 119)
+    assert a.predict(sim.series[0]).shape == (119,)
+    ragged = [sim.series[0], sim.series[1][:50]]
+    assert [p.shape for p in a.predict_proba(ragged)] == [(119, 2), (49, 2)]
+    assert a.score_samples(ragged).shape == (2,)
+    forecast = a.forecast(sim.series, steps=4, n_samples=200, seed=1)
+    assert forecast.samples.shape == (3, 200, 4, 2)
+    assert (forecast.lower <= forecast.mean).all() and (forecast.mean <= forecast.upper).all()
+    assert a.sample(50, n_series=2, seed=0).series.shape == (2, 50, 2)
+    path = a.save(tmp_path / "ar.pt")
+    loaded = ARMixture.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(sim.series), a.predict_proba(sim.series))
+    assert loaded.score(sim.series) == a.score(sim.series)
+    with pytest.raises(FileExistsError):
+        b.save(path)
+
+
+@pytest.mark.parametrize("global_guide", ["map", "normal"])
+def test_priors_on_the_globals_with_an_autoguide(global_guide):
+    sim = _easy(T=400)
+    est = ARMixture(2, global_guide=global_guide, epochs=20, n_init=1, progress_bar=False)
+    est.fit(sim.series[0])
+    assert np.isfinite(est.log_likelihood_)
+    assert np.allclose(est.weights_.sum(), 1)
+    assert np.all(np.linalg.eigvalsh(est.covariance_) > 0)
+
+
+def test_markov_fit_recovers_the_switching_matrix():
+    P = ARParameters(
+        np.array([0.5, 0.5]),
+        np.array([[[0.9, 0.0], [0.0, 0.9]], [[-0.8, 0.0], [0.0, -0.8]]]),
+        0.1 * np.eye(2),
+        np.array([[0.95, 0.05], [0.1, 0.9]]),
+    )
+    sim = simulate_ar_mixture(1500, 2, 2, seed=10, parameters=P, markov=True)
+    est = ARMixture(2, markov=True, epochs=80, progress_bar=False).fit(sim.series[0])
+    errors = parameter_errors(est.parameters_, P)  # A's rows and columns both permuted
+    assert errors["switching_matrix"] < 0.05 and errors["transition_matrices"] < 0.05
+
+
+@pytest.mark.parametrize(
+    "data, kwargs, error, match",
+    [
+        (np.full((10, 2), np.nan), {}, ValueError, "NaN"),
+        (np.array([[0.0, 1.0], [np.inf, 0.0], [1.0, 1.0]]), {}, ValueError, "infinite"),
+        (np.zeros((1, 2)), {}, ValueError, "at least 2"),
+        ([np.zeros((5, 2)), np.zeros((5, 3))], {}, ValueError, "same dimension"),
+        (np.zeros((5, 2)), {"n_components": 5}, ValueError, "transitions"),
+        ([["a", "b"]], {}, TypeError, "numbers"),
+    ],
+)
+def test_bad_input_is_refused(data, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ARMixture(progress_bar=False, **{"n_components": 2, **kwargs}).fit(data)
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="n_components"):
+        ARMixture(0)
+    with pytest.raises(ValueError, match="marginal"):
+        ARMixture(2, discrete="relaxed", markov=True)
+    with pytest.raises(ValueError, match="global_guide"):
+        ARMixture(2, global_guide="laplace")
+    est = _fitted(_params())
+    with pytest.raises(ValueError, match="dimension 2"):
+        est.predict(np.zeros((5, 3)))
+
+
+def test_evaluation_undoes_a_permutation_of_the_regimes():
+    P = _params(markov=True)
+    sim = simulate_ar_mixture(2000, 2, 2, seed=11, parameters=P, markov=True)
+    swapped = P.permute(np.array([1, 0]))
+    order = match_regimes(swapped, P)
+    assert order.tolist() == [1, 0]
+    assert all(v == 0 for v in parameter_errors(swapped, P).values())
+    oracle = oracle_accuracy(P, sim.series, sim.regimes)
+    relabelled = [1 - r for r in sim.regimes]  # the truth under the swapped labels
+    assert regime_accuracy(relabelled, sim.regimes, order) == 1.0
+    assert 0.5 < oracle < 1.0
