@@ -64,7 +64,11 @@ def methods(markov: bool, dim: int, epochs: int | None) -> dict[str, dict | str]
         "EM (10 restarts)": "em",
         "ARMixture, marginal, init=random": dict(init="random", **extra),
         "ARMixture, enumerate (neural guide)": dict(discrete="enumerate", **extra),
+        "ARMixture, enumerate, init=random": dict(discrete="enumerate", init="random", **extra),
         "ARMixture, relaxed, temperature 1 -> 0.1": dict(discrete="relaxed", **extra),
+        "ARMixture, relaxed 1 -> 0.1, init=random": dict(
+            discrete="relaxed", init="random", **extra
+        ),
         "ARMixture, relaxed, temperature 1 -> 0.5": dict(
             discrete="relaxed", min_temperature=0.5, **extra
         ),
@@ -106,9 +110,11 @@ def run_one(problem, name, method, seed: int) -> dict:
     test = simulate_ar_mixture(T, dim, K, seed=seed + 1000, markov=markov,
                                parameters=sim.parameters)  # fmt: skip
     start = time.perf_counter()
+    extra = {}
     if method == "em":
         prev, nxt = as_series(sim.series).transitions()
-        fitted = fit_em(prev, nxt, K, n_init=10, seed=seed).parameters
+        em = fit_em(prev, nxt, K, n_init=10, seed=seed)
+        fitted, extra = em.parameters, {"em_iterations": em.n_iter, "em_converged": em.converged}
         posteriors = regime_posteriors(fitted, sim.series)
     elif method == "statsmodels":
         fitted, posteriors = fit_statsmodels(sim.series, K, seed)
@@ -137,6 +143,7 @@ def run_one(problem, name, method, seed: int) -> dict:
         "held_out_log_likelihood": held_out_log_likelihood(scored, test.series),
         "true_held_out_log_likelihood": held_out_log_likelihood(sim.parameters, test.series),
         "fit_seconds": seconds,
+        **extra,
     }
 
 
@@ -148,7 +155,8 @@ def summarise(runs: list[dict]) -> dict:
     out = {}
     for (problem, method), rows in groups.items():
         flat = [{**r, **{f"error_{k}": v for k, v in r["errors"].items()}} for r in rows]
-        keys = [k for k, v in flat[0].items() if isinstance(v, float)]
+        keys = [k for k, v in flat[0].items() if isinstance(v, float | int) and k != "seed"]
+        keys = [k for k in keys if not isinstance(flat[0][k], bool)]
         out.setdefault(problem, {})[method] = {
             "seeds": len(rows),
             **{

@@ -4,11 +4,13 @@ from .data import Dataset, load_dataset, load_digits, load_idx, load_mnist_test
 from .estimators import AE, GMVAE, VAE, VAEGMM, ClusterCollapseWarning, NotFittedError
 from .gmm import GibbsGMM
 from .metrics import cluster_accuracy, clustering_scores
+from .timeseries import ARMixture, simulate_ar_mixture
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AE",
+    "ARMixture",
     "GMVAE",
     "VAE",
     "VAEGMM",
@@ -22,4 +24,5 @@ __all__ = [
     "load_digits",
     "load_idx",
     "load_mnist_test",
+    "simulate_ar_mixture",
 ]

@@ -134,18 +134,18 @@ def test_smoothing_and_viterbi_against_every_path():
 def test_viterbi_agrees_with_infer_discrete_and_ignores_padding():
     P = _params(markov=True)
     sim = simulate_ar_mixture(25, 2, 2, seed=5, parameters=P, markov=True, n_series=2)
-    series = as_series([sim.series[0], sim.series[1][:10]])
+    series = as_series(sim.series)
     module = _module(P, markov=True, n_data=2)
     MAP = infer_discrete(module.markov_model, first_available_dim=-2, temperature=0)
     with torch.no_grad():
         tr = trace(MAP).get_trace(series.values, series.lengths)
     expected = torch.stack([tr.nodes[f"z_{t}"]["value"] for t in range(1, 25)], 1)
     est = _fitted(P)
+    assert est.most_probable_path(sim.series).tolist() == expected.tolist()
+    # in a batch with a longer series, a short one's path is that of the series alone
     paths = est.most_probable_path([sim.series[0], sim.series[1][:10]])
-    assert paths[0].tolist() == expected[0].tolist()
-    # the shorter series' path is that of the series alone, not pulled by its padding
     assert paths[1].tolist() == est.most_probable_path(sim.series[1][:10]).tolist()
-    assert paths[1].tolist() == expected[1, :9].tolist()
+    assert paths[0].tolist() == expected[0].tolist()
 
 
 def _fitted(P):
@@ -196,13 +196,20 @@ def test_em_recovers_known_parameters():
     assert max(result.restart_log_likelihoods) == result.log_likelihood
 
 
-@pytest.mark.parametrize("discrete", ["marginal", "enumerate", "relaxed"])
-def test_estimator_recovers_an_easy_mixture(discrete):
+@pytest.mark.parametrize(
+    "discrete, init",
+    [("marginal", "em"), ("marginal", "random"), ("enumerate", "em"), ("relaxed", "em")],
+)
+def test_estimator_recovers_an_easy_mixture(discrete, init):
     sim = _easy()
-    est = ARMixture(2, discrete=discrete, epochs=60, n_init=2, progress_bar=False)
+    epochs = 150 if init == "random" else 60  # from a random start Adam needs longer
+    est = ARMixture(2, discrete=discrete, init=init, epochs=epochs, n_init=2, progress_bar=False)
     est.fit(sim.series[0])
     P = sim.parameters
-    assert _matched_error(est.transition_matrices_, P.transition_matrices) < 0.1
+    # the exact likelihood's maximum is within 0.05 here (EM's test); the guides' ELBOs are
+    # biased away from it
+    tolerance = 0.05 if discrete == "marginal" else 0.1
+    assert _matched_error(est.transition_matrices_, P.transition_matrices) < tolerance
     predicted = est.predict(sim.series[0])
     accuracy = max((predicted == (sim.regimes[0] ^ flip)).mean() for flip in (0, 1))
     assert accuracy > 0.8
@@ -222,10 +229,14 @@ def test_marginal_fit_reaches_the_em_likelihood():
 
 def test_same_seed_same_fit_and_outputs_shaped_like_the_input(tmp_path):
     sim = simulate_ar_mixture(120, 2, 2, seed=9, n_series=3)
-    kw = dict(epochs=5, n_init=1, init_epochs=2, progress_bar=False)
+    kw = dict(epochs=5, n_init=2, progress_bar=False)
     a = ARMixture(2, **kw).fit(sim.series)
     b = ARMixture(2, **kw).fit(sim.series)
     np.testing.assert_array_equal(a.transition_matrices_, b.transition_matrices_)
+    torch.manual_seed(123)  # the global random state does not matter
+    c = ARMixture(2, init="random", init_epochs=2, **kw).fit(sim.series)
+    d = ARMixture(2, init="random", init_epochs=2, **kw).fit(sim.series)
+    np.testing.assert_array_equal(c.transition_matrices_, d.transition_matrices_)
     assert a.predict(sim.series).shape == (3, 119)
     assert a.predict(sim.series[0]).shape == (119,)
     ragged = [sim.series[0], sim.series[1][:50]]
@@ -244,13 +255,56 @@ def test_same_seed_same_fit_and_outputs_shaped_like_the_input(tmp_path):
 
 
 @pytest.mark.parametrize("global_guide", ["map", "normal"])
-def test_priors_on_the_globals_with_an_autoguide(global_guide):
-    sim = _easy(T=400)
-    est = ARMixture(2, global_guide=global_guide, epochs=20, n_init=1, progress_bar=False)
+def test_priors_on_the_globals_with_an_autoguide(global_guide, tmp_path):
+    sim = _easy(T=1000)
+    est = ARMixture(2, global_guide=global_guide, epochs=60, progress_bar=False)
     est.fit(sim.series[0])
-    assert np.isfinite(est.log_likelihood_)
-    assert np.allclose(est.weights_.sum(), 1)
-    assert np.all(np.linalg.eigvalsh(est.covariance_) > 0)
+    P = sim.parameters
+    assert _matched_error(est.transition_matrices_, P.transition_matrices) < 0.06
+    if global_guide == "normal":  # a posterior interval for every entry, mostly covering the truth
+        low, high = (q.detach().numpy() for q in
+                     est.module_.global_guide.quantiles([0.05, 0.95])["transition_matrices"]
+                     )  # fmt: skip
+        order = match_regimes(est.parameters_, P)
+        inside = (low[order] <= P.transition_matrices) & (P.transition_matrices <= high[order])
+        # and narrower than AutoNormal's start (scale 0.1: a 90% width of 0.33)
+        assert inside.mean() >= 0.75 and (high - low).max() < 0.3
+    loaded = ARMixture.load(est.save(tmp_path / "m.pt"))  # the priors' settings come back too
+    series = as_series(sim.series)
+    for model in (est, loaded):
+        model.module_.eval()
+    with torch.no_grad():
+        torch.manual_seed(0)
+        module = est.module_
+        before = module.elbo().loss(module.model, module.guide, *series.transitions())
+        torch.manual_seed(0)
+        after = loaded.module_.elbo().loss(
+            loaded.module_.model, loaded.module_.guide, *series.transitions()
+        )
+    assert before == pytest.approx(after)
+    np.testing.assert_array_equal(loaded.predict_proba(sim.series), est.predict_proba(sim.series))
+
+
+def test_forecast_and_sample_follow_the_parameters():
+    """One regime: x_{T+h} | x_T ~ N(Pi^h x_T, sum_{i<h} Pi^i Sigma Pi^i^T)."""
+    Pi = np.array([[[0.8, 0.2], [-0.1, 0.6]]])
+    Sigma = np.array([[0.3, 0.05], [0.05, 0.2]])
+    est = ARMixture.from_parameters(ARParameters(np.ones(1), Pi, Sigma), progress_bar=False)
+    x = np.array([[0.0, 0.0], [2.0, -1.0]])
+    forecast = est.forecast(x, steps=3, n_samples=40000, seed=0)
+    mean, cov = x[-1], np.zeros((2, 2))
+    for _ in range(3):
+        mean, cov = Pi[0] @ mean, Pi[0] @ cov @ Pi[0].T + Sigma
+    np.testing.assert_allclose(forecast.mean[0, -1], mean, atol=0.02)
+    np.testing.assert_allclose(np.cov(forecast.samples[0, :, -1].T), cov, atol=0.02)
+    inside = (forecast.lower <= forecast.samples) & (forecast.samples <= forecast.upper)
+    assert inside.mean() == pytest.approx(0.9, abs=0.01)
+    two = ARMixture.from_parameters(_params(markov=True))
+    drawn = two.sample(20000, seed=3)
+    counts = np.zeros((2, 2))
+    np.add.at(counts, (drawn.regimes[0, :-1], drawn.regimes[0, 1:]), 1)
+    np.testing.assert_allclose(counts / counts.sum(1, keepdims=True),
+                               two.switching_matrix_, atol=0.02)  # fmt: skip
 
 
 def test_markov_fit_recovers_the_switching_matrix():
@@ -273,7 +327,9 @@ def test_markov_fit_recovers_the_switching_matrix():
         (np.array([[0.0, 1.0], [np.inf, 0.0], [1.0, 1.0]]), {}, ValueError, "infinite"),
         (np.zeros((1, 2)), {}, ValueError, "at least 2"),
         ([np.zeros((5, 2)), np.zeros((5, 3))], {}, ValueError, "same dimension"),
-        (np.zeros((5, 2)), {"n_components": 5}, ValueError, "transitions"),
+        (np.arange(10.0).reshape(5, 2) ** 2, {"n_components": 5}, ValueError, "transitions"),
+        (np.ones((5, 2)), {}, ValueError, "constant"),
+        ([[1.0, 2.0], [2.0, 3.5], [0.5, 1.0]], {"n_components": 3}, ValueError, "transitions"),
         ([["a", "b"]], {}, TypeError, "numbers"),
     ],
 )
@@ -305,3 +361,13 @@ def test_evaluation_undoes_a_permutation_of_the_regimes():
     relabelled = [1 - r for r in sim.regimes]  # the truth under the swapped labels
     assert regime_accuracy(relabelled, sim.regimes, order) == 1.0
     assert 0.5 < oracle < 1.0
+
+
+def test_viterbi_sums_out_the_unobserved_first_regime():
+    """p(z_1) = p A = (0.25, 0.75); with emissions (2.5, 1) regime 1 is the more probable
+    (0.625 against 0.75); maximising jointly over z_0 would pick regime 0."""
+    log_p = torch.tensor([0.5, 0.5]).double().log()
+    log_A = torch.tensor([[0.5, 0.5], [0.0, 1.0]]).double().log()
+    log_e = torch.tensor([[[math.log(2.5), 0.0]]]).double()
+    assert viterbi(log_p, log_A, log_e).tolist() == [[1]]
+    assert forward_backward(log_p, log_A, log_e)[0].argmax(-1).tolist() == [[1]]

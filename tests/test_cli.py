@@ -348,4 +348,7 @@ def test_ar_reads_csv_and_npy_and_reports_bad_input(tmp_path, capsys):
     bad.write_text("1,2\n3,nan\n4,5\n")
     assert main(["ar", "--data", str(bad), "--out", str(tmp_path / "bad")]) == 2
     assert "NaN" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # refused before any file was written
+    argv = ["ar", "--data", str(csv), "--forecast-steps", "0", "--out", str(tmp_path / "f0")]
+    assert main(argv) == 2 and not (tmp_path / "f0").exists()
     assert main(["ar", "--out", str(tmp_path / "none")]) == 2  # neither a file nor --simulate

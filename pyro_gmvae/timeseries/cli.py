@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import files
+from ..checks import check_positive_int
 from .estimator import ARMixture
 from .evaluate import match_regimes, oracle_accuracy, parameter_errors, regime_accuracy
+from .series import as_series
 from .simulate import simulate_ar_mixture
 
 # command-line option -> ARMixture parameter
@@ -73,6 +75,8 @@ def cmd_ar(args: argparse.Namespace) -> dict:
         X = simulation.series
     else:
         X = read_series(args.data)
+    as_series(X)  # bad data and settings fail before any file is written
+    check_positive_int("--forecast-steps", args.forecast_steps)
     target = Path(args.out) if args.out else Path("runs") / "ar-mixture"
     out = _prepare_run_dir(target, args.overwrite, resume=None)  # no resuming here
     start = time.perf_counter()
@@ -92,6 +96,7 @@ def cmd_ar(args: argparse.Namespace) -> dict:
             for k, v in vars(model.parameters_).items()
         },
     }
+    order = None
     if simulation is not None:
         truth = simulation.parameters
         order = match_regimes(model.parameters_, truth)
@@ -107,7 +112,8 @@ def cmd_ar(args: argparse.Namespace) -> dict:
     files.write_text(out / "summary.json", json.dumps(summary, indent=2))
     if not args.no_figures:
         figures = out / "figures"
-        true = None if simulation is None else simulation.regimes[0]
+        # the true regimes in the fitted model's labels, so that the colours agree
+        true = None if simulation is None else order[simulation.regimes[0]]
         plot_regimes(series0, first, true, path=figures / "regimes.png")
         from .estimator import Forecast
 

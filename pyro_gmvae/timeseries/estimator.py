@@ -17,7 +17,7 @@ from ..training import TrainingPlan, local_seed, make_loader, train
 from .em import fit_em
 from .evaluate import regime_posteriors
 from .model import DISCRETE_MODES, GLOBAL_GUIDES, ARMixtureModule
-from .regimes import emission_log_probs, forward_backward, iid_posterior, viterbi
+from .regimes import log_posteriors, series_log_emission, viterbi
 from .series import Series, as_series
 from .simulate import ARParameters
 
@@ -149,6 +149,8 @@ class ARMixture(BaseEstimator):
             )
         if not isinstance(self.lr, int | float) or self.lr <= 0:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not isinstance(self.temperature_decay, int | float) or self.temperature_decay < 0:
+            raise ValueError(f"temperature_decay must be >= 0, got {self.temperature_decay!r}")
         if not 0 < self.min_temperature <= self.temperature:
             raise ValueError(
                 "need 0 < min_temperature <= temperature, got "
@@ -202,7 +204,9 @@ class ARMixture(BaseEstimator):
         np.fill_diagonal(A, 0.5 if K > 1 else 1.0)
         A = A if self.markov else None
         if self.init == "em":
-            em = fit_em(prev, nxt, K, self.covariance_type, n_init=self.n_init, seed=self.seed)
+            em = fit_em(  # a looser tolerance than EM alone: SVI takes it from there
+                prev, nxt, K, self.covariance_type, n_init=self.n_init, tol=1e-6, seed=self.seed
+            )
             start = em.parameters
             if self.markov:  # A from how often EM's regimes follow each other
                 posteriors = regime_posteriors(start, series)
@@ -229,6 +233,9 @@ class ARMixture(BaseEstimator):
         (T_i, d) series of any lengths >= 2. ``y`` is ignored."""
         self._check_params()
         series = as_series(X)
+        constant = (series.transitions()[1].var(0) == 0).nonzero().flatten().tolist()
+        if constant:
+            raise ValueError(f"dimension(s) {constant} of the series are constant: drop them")
         if self.n_components > series.n_transitions:
             raise ValueError(
                 f"n_components={self.n_components} is more than the {series.n_transitions} "
@@ -294,34 +301,35 @@ class ARMixture(BaseEstimator):
         )
 
     # --------------------------------------------------------------------------- exact
-    def _log_emission(self, module, series: Series) -> torch.Tensor:
-        """(S, T-1, K) log-densities of each transition under each regime, 0 after the end."""
-        g = module.point_globals()
-        values = series.values
-        log_e = emission_log_probs(
-            values[:, :-1], values[:, 1:], g["transition_matrices"], g["scale_tril"]
-        )
-        return log_e * series.mask().unsqueeze(-1), g
-
     @torch.no_grad()
     def _series_log_likelihood(self, module, series: Series) -> torch.Tensor:
-        """Exact log p(x_1..T | x_0) of each series (S,)."""
+        """Exact log p(x_1..T | x_0) of each series (S,) at the module's point estimates."""
+        g = module.point_globals()
         if self.markov:  # the parallel forward algorithm
-            g = module.point_globals()
             return module.hmm(g, series.values, series.lengths).log_prob(series.values[:, 1:])
-        log_e, g = self._log_emission(module, series)
+        log_e = series_log_emission(
+            series.values, series.lengths, g["transition_matrices"], g["scale_tril"]
+        )
         mixture = (g["weights"].log() + log_e).logsumexp(-1)
         return (mixture * series.mask()).sum(-1)
 
     def _log_likelihood(self, module, series: Series) -> float:
         return float(self._series_log_likelihood(module, series).sum()) / series.n_transitions
 
-    def _posteriors(self, series: Series) -> torch.Tensor:
-        log_e, g = self._log_emission(self.module_, series)
-        with torch.no_grad():
-            if self.markov:
-                return forward_backward(g["weights"].log(), g["switching"].log(), log_e)[0]
-            return iid_posterior(g["weights"].log(), log_e)
+    @torch.no_grad()
+    def _posteriors(self, series: Series, path: bool = False) -> torch.Tensor:
+        """log p(z_t | data) per transition (S, T-1, K); with ``path``, the Viterbi path."""
+        g = self.module_.point_globals()
+        log_A = g["switching"].log() if self.markov else None
+        if path:
+            log_e = series_log_emission(
+                series.values, series.lengths, g["transition_matrices"], g["scale_tril"]
+            )
+            return viterbi(g["weights"].log(), log_A, log_e, series.mask())
+        return log_posteriors(
+            series.values, series.lengths, g["weights"].log(), g["transition_matrices"],
+            g["scale_tril"], log_A,
+        )  # fmt: skip
 
     # --------------------------------------------------------------------------- outputs
     def predict_proba(self, X) -> np.ndarray | list[np.ndarray]:
@@ -347,10 +355,7 @@ class ARMixture(BaseEstimator):
         series = as_series(X, self.n_features_in_)
         if not self.markov:
             return self.predict(X)
-        log_e, g = self._log_emission(self.module_, series)
-        with torch.no_grad():
-            path = viterbi(g["weights"].log(), g["switching"].log(), log_e, series.mask())
-        return _shaped(X, series.unpad(path))
+        return _shaped(X, series.unpad(self._posteriors(series, path=True)))
 
     def score_samples(self, X) -> np.ndarray:
         """Exact log-likelihood per transition of each series, log p(x_1..T | x_0) / (T - 1)

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from .regimes import emission_log_probs, forward_backward, iid_posterior
+from .regimes import log_posteriors
 from .series import as_series
 from .simulate import ARParameters
 
@@ -49,16 +49,12 @@ def regime_posteriors(parameters: ARParameters, X) -> list[np.ndarray]:
     """p(z_t = k | data) of every transition under ``parameters`` (Bayes' rule, or
     forward-backward when they have a switching matrix): one (T_i - 1, K) array per series."""
     series = as_series(X)
-    values = series.values
     P = {k: torch.as_tensor(v).double() for k, v in vars(parameters).items() if v is not None}
-    log_e = emission_log_probs(
-        values[:, :-1], values[:, 1:], P["transition_matrices"],
-        torch.linalg.cholesky(P["covariance"]),
-    ) * series.mask().unsqueeze(-1)  # fmt: skip
-    if "switching_matrix" in P:
-        log_post = forward_backward(P["weights"].log(), P["switching_matrix"].log(), log_e)[0]
-    else:
-        log_post = iid_posterior(P["weights"].log(), log_e)
+    A = P.get("switching_matrix")
+    log_post = log_posteriors(
+        series.values, series.lengths, P["weights"].log(), P["transition_matrices"],
+        torch.linalg.cholesky(P["covariance"]), None if A is None else A.log(),
+    )  # fmt: skip
     return series.unpad(log_post.exp())
 
 

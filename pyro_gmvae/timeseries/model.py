@@ -9,7 +9,7 @@ Model, for the transition of step t - 1 to step t of a series (d dimensions, K r
 
 with globals p (simplex), Pi (K, d, d), the noise scales s (d,) and, for a full covariance, the
 Cholesky factor C of its correlation matrix. The globals are point estimates (``PyroParam``) or,
-with :meth:`ARMixtureModule.set_priors`, random variables (``PyroSample``) whose posterior an
+with :meth:`ARMixtureModule.set_priors`, random variables (sample sites) whose posterior an
 autoguide approximates.
 
 How z_t is treated (``discrete``):
@@ -38,8 +38,8 @@ import torch
 from pyro import poutine
 from pyro.distributions import constraints
 from pyro.infer import ELBO, Trace_ELBO, TraceEnum_ELBO
-from pyro.infer.autoguide import AutoDelta, AutoNormal
-from pyro.nn import PyroModule, PyroParam, PyroSample, pyro_method
+from pyro.infer.autoguide import AutoDelta, AutoNormal, init_to_value
+from pyro.nn import PyroModule, PyroParam, pyro_method
 from pyro.ops.indexing import Vindex
 
 from ..components.discrete import Enumerate, Relaxed
@@ -47,7 +47,6 @@ from ..nets import mlp
 from .simulate import ARParameters
 
 DISCRETE_MODES = ("marginal", "enumerate", "relaxed")
-GLOBAL_SITES = ("weights", "transition_matrices", "noise_scale", "noise_correlation", "switching")
 GLOBAL_GUIDES = {"map": AutoDelta, "normal": AutoNormal}
 
 
@@ -88,8 +87,14 @@ class ARMixtureModule(PyroModule):
         if markov and discrete != "marginal":
             raise ValueError("the Markov-switching model sums its regimes out: discrete='marginal'")
         self.dim, self.n_components = dim, n_components
-        self.covariance_type, self.markov, self.mode = covariance_type, markov, discrete
-        self.n_data = 1  # set by the estimator: transitions (or series) in the data set
+        # one dimension has no correlation matrix (and LKJ none to put a prior on)
+        self.covariance_type = covariance_type if dim > 1 else "diag"
+        self.markov, self.mode = markov, discrete
+        # buffers, so that a saved model carries them: the data set's size (transitions, or
+        # series for the Markov variant: the subsampling plate's size) and the scale of the
+        # noise scales' prior (see set_priors)
+        self.register_buffer("data_size", torch.tensor(1))
+        self.register_buffer("noise_scale_prior", torch.ones(dim, dtype=torch.float64))
         if discrete == "enumerate":
             self.discrete = Enumerate()
         elif discrete == "relaxed":
@@ -102,7 +107,7 @@ class ARMixtureModule(PyroModule):
         covariance = torch.as_tensor(init.covariance, dtype=f64)
         scale = covariance.diagonal().sqrt()
         self.noise_scale = PyroParam(scale, constraints.positive)
-        if covariance_type == "full":
+        if self.covariance_type == "full":
             correlation = covariance / scale.outer(scale)
             self.noise_correlation = PyroParam(
                 torch.linalg.cholesky(correlation), constraints.corr_cholesky
@@ -116,6 +121,14 @@ class ARMixtureModule(PyroModule):
             self.encoder = mlp([2 * dim, *hidden_dims, n_components]).double()
         self.global_guide: PyroModule | None = None
 
+    @property
+    def n_data(self) -> int:
+        return int(self.data_size)
+
+    @n_data.setter
+    def n_data(self, value: int) -> None:
+        self.data_size.fill_(value)
+
     # ------------------------------------------------------------------------------- globals
     @_local
     def set_priors(self, global_guide: str | Callable, *example: torch.Tensor) -> None:
@@ -123,26 +136,32 @@ class ARMixtureModule(PyroModule):
         autoguide: ``"map"`` (``AutoDelta``: the posterior mode), ``"normal"`` (``AutoNormal``:
         a mean-field Gaussian in the unconstrained space) or a factory ``f(model) ->
         AutoGuide``. Priors: p ~ Dirichlet(1), Pi_kij ~ N(0, 1), s_i ~ HalfNormal(5 x the
-        current scale), C ~ LKJ(2), A[i] ~ Dirichlet(1). The guide starts at the current
-        values. ``example``: a batch of model arguments, to create the guide's parameters."""
-        K, d = self.n_components, self.dim
-        ones = torch.ones(K, dtype=torch.float64)
+        current scale, i.e. the start's: a prior scaled to the data), C ~ LKJ(2),
+        A[i] ~ Dirichlet(1). The guide starts at the current values. ``example``: a batch of
+        model arguments, to create the guide's parameters."""
         start = {name: getattr(self, name).detach().clone() for name in self._global_names()}
-        self.weights = PyroSample(dist.Dirichlet(ones))
-        self.transition_matrices = PyroSample(
-            dist.Normal(torch.zeros(K, d, d, dtype=torch.float64), 1.0).to_event(3)
-        )
-        self.noise_scale = PyroSample(dist.HalfNormal(5 * start["noise_scale"]).to_event(1))
-        if self.covariance_type == "full":
-            self.noise_correlation = PyroSample(
-                dist.LKJCholesky(d, torch.tensor(2.0, dtype=torch.float64))
-            )
-        if self.markov:
-            self.switching = PyroSample(dist.Dirichlet(ones.expand(K, K)).to_event(1))
+        self.noise_scale_prior.copy_(5 * start["noise_scale"])
+        for name in self._global_names():  # from now on drawn in globals(), from _priors()
+            delattr(self, name)
         factory = GLOBAL_GUIDES[global_guide] if isinstance(global_guide, str) else global_guide
         exposed = poutine.block(self.model, expose=list(self._global_names()))
-        self.global_guide = factory(exposed, init_loc_fn=lambda site: start[site["name"]])
+        self.global_guide = factory(exposed, init_loc_fn=init_to_value(values=start))
         self.global_guide(*example)  # autoguides create their parameters on the first call
+
+    def _priors(self) -> dict[str, dist.Distribution]:
+        """The globals' priors (see :meth:`set_priors`)."""
+        K, d, f64 = self.n_components, self.dim, torch.float64
+        ones = torch.ones(K, dtype=f64)
+        priors = {
+            "weights": dist.Dirichlet(ones),
+            "transition_matrices": dist.Normal(torch.zeros(K, d, d, dtype=f64), 1.0).to_event(3),
+            "noise_scale": dist.HalfNormal(self.noise_scale_prior).to_event(1),
+        }
+        if self.covariance_type == "full":
+            priors["noise_correlation"] = dist.LKJCholesky(d, torch.tensor(2.0, dtype=f64))
+        if self.markov:
+            priors["switching"] = dist.Dirichlet(ones.expand(K, K)).to_event(1)
+        return priors
 
     def _global_names(self) -> tuple[str, ...]:
         names = ["weights", "transition_matrices", "noise_scale"]
@@ -159,16 +178,17 @@ class ARMixtureModule(PyroModule):
         return noise_scale.unsqueeze(-1) * correlation
 
     def globals(self) -> dict[str, torch.Tensor]:
-        """The globals (sampled once per call when they have priors): weights, transition
-        matrices, scale_tril of Sigma and, for the Markov variant, the switching matrix."""
-        out = {
-            "weights": self.weights,
-            "transition_matrices": self.transition_matrices,
-        }
-        correlation = self.noise_correlation if self.covariance_type == "full" else None
-        out["scale_tril"] = self.scale_tril(self.noise_scale, correlation)
+        """The globals: the point estimates, or (with priors) one draw of each: weights,
+        transition matrices, scale_tril of Sigma and, for the Markov variant, the switching
+        matrix."""
+        if self.global_guide is None:
+            g = {name: getattr(self, name) for name in self._global_names()}
+        else:
+            g = {name: pyro.sample(name, prior) for name, prior in self._priors().items()}
+        out = {"weights": g["weights"], "transition_matrices": g["transition_matrices"]}
+        out["scale_tril"] = self.scale_tril(g["noise_scale"], g.get("noise_correlation"))
         if self.markov:
-            out["switching"] = self.switching
+            out["switching"] = g["switching"]
         return out
 
     # ------------------------------------------------------------------------------- model
@@ -212,18 +232,18 @@ class ARMixtureModule(PyroModule):
     @_local
     def markov_model(self, values: torch.Tensor, lengths: torch.Tensor) -> None:
         """The Markov variant written step by step with ``pyro.markov`` (as in Pyro's HMM
-        example): the same distribution as :meth:`model`, with the regimes as enumerated sample
-        sites ``z_0``, ``z_1``, ... for ``infer_discrete``."""
+        example), for ``infer_discrete`` and as a cross-check: the same distribution as
+        :meth:`model`, with the regimes of the transitions as enumerated sites ``z_1``,
+        ``z_2``, ... (the unobserved z_0 summed out: z_1 ~ Cat(p A))."""
         g = self.globals()
         Pi, A = g["transition_matrices"], g["switching"]
+        probs = g["weights"] @ A
         with pyro.plate("series", len(values), dim=-1):
-            z = pyro.sample(
-                "z_0",
-                dist.Categorical(g["weights"]),
-                infer={"enumerate": "parallel"},
-            )
+            z = None
             for t in pyro.markov(range(1, values.shape[1])):
-                z = pyro.sample(f"z_{t}", dist.Categorical(A[z]), infer={"enumerate": "parallel"})
+                probs_t = probs if z is None else A[z]
+                enumerated = {"enumerate": "parallel"}
+                z = pyro.sample(f"z_{t}", dist.Categorical(probs_t), infer=enumerated)
                 loc = (Pi[z] @ values[:, t - 1].unsqueeze(-1)).squeeze(-1)
                 with poutine.mask(mask=t < lengths):
                     pyro.sample(

@@ -31,6 +31,23 @@ def emission_log_probs(
     return -0.5 * white.square().sum(-1) - log_det - 0.5 * d * math.log(2 * math.pi)
 
 
+def series_log_emission(values, lengths, Pi, scale_tril) -> torch.Tensor:
+    """(S, T-1, K) log-densities of every transition of padded series ``values`` (S, T, d)
+    under every regime, 0 after each series' end (``lengths``, (S,))."""
+    log_e = emission_log_probs(values[:, :-1], values[:, 1:], Pi, scale_tril)
+    inside = torch.arange(1, values.shape[1]) < lengths.unsqueeze(1)
+    return log_e * inside.unsqueeze(-1)
+
+
+def log_posteriors(values, lengths, log_weights, Pi, scale_tril, log_A=None) -> torch.Tensor:
+    """log p(z_t = k | data) for every transition of padded series (S, T-1, K): Bayes' rule
+    for i.i.d. regimes, the smoothed posterior when ``log_A`` is given."""
+    log_e = series_log_emission(values, lengths, Pi, scale_tril)
+    if log_A is None:
+        return iid_posterior(log_weights, log_e)
+    return forward_backward(log_weights, log_A, log_e)[0]
+
+
 def iid_posterior(log_weights: torch.Tensor, log_emission: torch.Tensor) -> torch.Tensor:
     """log p(z_t = k | x_{t-1}, x_t) for i.i.d. regimes: (..., K)."""
     joint = log_weights + log_emission
@@ -70,11 +87,13 @@ def viterbi(
     log_emission: torch.Tensor,
     inside: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The most probable regime path of each series, (S, T) (transitions 1..T). ``inside``
+    """The most probable regime path z_1..T of each series, (S, T), with the unobserved z_0
+    summed out. ``inside``
     (S, T) marks the transitions within each series: after a series' end its path stays put
     (a maximum, unlike a sum, would otherwise be pulled by the padded steps' transitions)."""
     S, T, K = log_emission.shape
-    score = (log_initial.expand(S, K).unsqueeze(-1) + log_A).amax(-2) + log_emission[:, 0]
+    # z_0 has no observation: summed out, so the path is that of the observed transitions' regimes
+    score = _log_matvec(log_initial.expand(S, K), log_A) + log_emission[:, 0]
     stay = torch.arange(K).expand(S, K)
     back = []
     for t in range(1, T):

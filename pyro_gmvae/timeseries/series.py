@@ -44,17 +44,17 @@ def as_series(X, dim: int | None = None) -> Series:
     """Check user series and pad them into one tensor.
 
     ``X``: one series (T, d) or (T,) (for d = 1), several of one length (S, T, d), or a list of
-    (T_i, d) arrays whose lengths may differ. ``dim``: the dimension the model was fitted on.
-    Raises ``TypeError`` for non-numeric input and ``ValueError`` for NaN/inf, a series shorter
-    than two steps, dimensions that differ between series or from ``dim``.
+    (T_i, d) arrays (NumPy arrays or tensors) whose lengths may differ; a list of plain lists or
+    numbers is read as one array (e.g. ``df.values.tolist()`` is one series of rows).
+    ``dim``: the dimension the model was fitted on. Raises ``TypeError`` for non-numeric input
+    and ``ValueError`` for NaN/inf, d = 0, a series shorter than two steps, dimensions that
+    differ between series or from ``dim``.
     """
     if isinstance(X, Series):
         if dim is not None and X.dim != dim:
             raise ValueError(f"the model was fitted on series of dimension {dim}, got {X.dim}")
         return X
-    if isinstance(X, list | tuple):
-        if not X:
-            raise ValueError("expected at least one series, got an empty list")
+    if isinstance(X, list | tuple) and X and all(_is_array(x) for x in X):
         items = [_array(x, f"series {i}") for i, x in enumerate(X)]
     else:
         array = _array(X, "series")
@@ -69,6 +69,8 @@ def as_series(X, dim: int | None = None) -> Series:
             )
         if len(x) < 2:
             raise ValueError(f"series {i} has {len(x)} step(s): a series needs at least 2")
+        if x.shape[1] == 0:
+            raise ValueError(f"series {i} has d = 0 dimensions")
     dims = sorted({x.shape[1] for x in items})
     if len(dims) > 1:
         raise ValueError(f"all series must have the same dimension d, got d in {dims}")
@@ -81,15 +83,22 @@ def as_series(X, dim: int | None = None) -> Series:
     return Series(values, lengths)
 
 
+def _is_array(x) -> bool:
+    return isinstance(x, np.ndarray | torch.Tensor)
+
+
 def _array(x, what: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
+    if isinstance(x, list | tuple) and not x:
+        raise ValueError(f"{what}: expected at least one series, got an empty list")
     try:
-        array = np.array(x, dtype=np.float64)  # a copy: the user's array is never touched
+        raw = np.asarray(x)
+        array = np.array(raw, dtype=np.float64)  # a copy: the user's array is never touched
     except (TypeError, ValueError) as err:
-        raise TypeError(f"{what}: expected numbers, got {type(x).__name__}") from err
-    if array.dtype == object or array.ndim == 0:
-        raise TypeError(f"{what}: expected a numeric array, got {type(x).__name__}")
+        raise TypeError(f"{what}: expected numbers, got {type(x).__name__} ({err})") from err
+    if raw.dtype.kind in "USb" or array.ndim == 0:  # strings and booleans are not numbers
+        raise TypeError(f"{what}: expected a numeric array, got dtype {raw.dtype}")
     if not np.isfinite(array).all():
         raise ValueError(f"{what} contains NaN or infinite values")
     return array

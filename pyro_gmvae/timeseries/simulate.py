@@ -12,7 +12,8 @@ from ..checks import check_int, check_positive_int
 @dataclass
 class ARParameters:
     """Parameters of an autoregressive mixture: ``weights`` p (K,) (for the Markov variant, the
-    distribution of the first regime), ``transition_matrices`` Pi (K, d, d), ``covariance``
+    distribution of the regime z_0 of a series' first step, which has no observation),
+    ``transition_matrices`` Pi (K, d, d), ``covariance``
     Sigma (d, d) and, for the Markov variant, ``switching_matrix`` A (K, K) with
     A[i, j] = P(z_t = j | z_{t-1} = i)."""
 
@@ -50,16 +51,31 @@ def random_parameters(
     max_gain: float = 0.95,
     noise_scale: float = 0.5,
     stay_probability: float = 0.9,
+    min_separation: float = 0.5,
 ) -> ARParameters:
     """Stable random parameters: each Pi_k = U diag(s) V^T with singular values s drawn in
-    [0.2, ``max_gain``] (so every regime contracts, and so does any sequence of them), weights
+    [0.2, ``max_gain``] (``max_gain`` < 1: every regime contracts, and so does any sequence of
+    them), weights
     from a Dirichlet(5), Sigma = ``noise_scale``^2 times a random correlation-like matrix, and
     for the Markov variant a switching matrix with ``stay_probability`` on its diagonal."""
+    if not 0.2 <= max_gain < 1:
+        raise ValueError(f"max_gain must be in [0.2, 1) for stable regimes, got {max_gain}")
+    if not 0 <= stay_probability <= 1 or noise_scale <= 0:
+        raise ValueError("need 0 <= stay_probability <= 1 and noise_scale > 0")
     Pi = np.empty((n_components, dim, dim))
     for k in range(n_components):
-        U, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
-        V, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
-        Pi[k] = U @ np.diag(rng.uniform(0.2, max_gain, dim)) @ V.T
+        for _ in range(10_000):
+            U, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+            V, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+            Pi[k] = U @ np.diag(rng.uniform(0.2, max_gain, dim)) @ V.T
+            gaps = [np.linalg.norm(Pi[k] - Pi[j]) / np.sqrt(dim) for j in range(k)]
+            if min(gaps, default=np.inf) >= min_separation:
+                break
+        else:
+            raise ValueError(
+                f"could not draw {n_components} regimes {min_separation} apart in dimension "
+                f"{dim}: lower min_separation"
+            )
     weights = rng.dirichlet(np.full(n_components, 5.0))
     W = rng.standard_normal((dim, dim))
     covariance = noise_scale**2 * (0.5 * np.eye(dim) + 0.5 * W @ W.T / dim)
@@ -94,7 +110,9 @@ def simulate_ar_mixture(
     The parameters are ``parameters`` or drawn by :func:`random_parameters` (its options, e.g.
     ``max_gain``, ``noise_scale``, ``stay_probability``, are passed on). Each series starts at 0
     and runs ``burn_in`` steps before the ones returned, so it starts near its stationary
-    distribution. Same seed, same series and parameters."""
+    distribution (for the Markov variant, p is then the distribution of the regime at the start
+    of the burn-in, and the first returned regimes are close to the chain's stationary
+    distribution). Same seed, same series and parameters."""
     check_int("n_steps", n_steps, 2)
     check_positive_int("dim", dim)
     check_positive_int("n_components", n_components)
@@ -104,14 +122,10 @@ def simulate_ar_mixture(
     rng = np.random.default_rng(seed)
     if parameters is None:
         parameters = random_parameters(dim, n_components, rng, markov, **parameter_options)
-    elif markov and parameters.switching_matrix is None:
-        raise ValueError("markov=True needs parameters with a switching_matrix")
+    elif parameter_options:
+        raise ValueError(f"{sorted(parameter_options)} apply only without parameters")
+    _check_parameters(parameters, dim, n_components, markov)
     p, Pi = parameters.weights, parameters.transition_matrices
-    if Pi.shape != (n_components, dim, dim):
-        raise ValueError(
-            f"parameters have transition matrices of shape {Pi.shape}, expected "
-            f"{(n_components, dim, dim)}"
-        )
     chol = np.linalg.cholesky(parameters.covariance)
     total = n_steps + burn_in
     noise = rng.standard_normal((n_series, total, dim)) @ chol.T
@@ -129,3 +143,20 @@ def simulate_ar_mixture(
     for t in range(1, total):
         x[:, t] = np.einsum("sij,sj->si", Pi[regimes[:, t]], x[:, t - 1]) + noise[:, t]
     return ARSimulation(x[:, burn_in:], regimes[:, burn_in + 1 :], parameters)
+
+
+def _check_parameters(P: ARParameters, dim: int, K: int, markov: bool) -> None:
+    shapes = {
+        "weights": (np.shape(P.weights), (K,)),
+        "transition_matrices": (np.shape(P.transition_matrices), (K, dim, dim)),
+        "covariance": (np.shape(P.covariance), (dim, dim)),
+    }
+    if markov:
+        if P.switching_matrix is None:
+            raise ValueError("markov=True needs parameters with a switching_matrix")
+        shapes["switching_matrix"] = (np.shape(P.switching_matrix), (K, K))
+    for name, (shape, expected) in shapes.items():
+        if shape != expected:
+            raise ValueError(f"parameters.{name} has shape {shape}, expected {expected}")
+    if np.linalg.eigvalsh(P.covariance).min() <= 0:
+        raise ValueError("parameters.covariance must be positive definite")
