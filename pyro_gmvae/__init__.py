@@ -1,7 +1,15 @@
 """pyro-gmvae: Gaussian-mixture variational autoencoders in Pyro."""
 
 from .data import Dataset, load_dataset, load_digits, load_idx, load_mnist_test
-from .estimators import AE, GMVAE, VAE, VAEGMM, ClusterCollapseWarning, NotFittedError
+from .estimators import (
+    AE,
+    GMVAE,
+    VAE,
+    VAEGMM,
+    ClusterCollapseWarning,
+    DilokthanakulGMVAE,
+    NotFittedError,
+)
 from .gmm import GibbsGMM
 from .metrics import cluster_accuracy, clustering_scores
 from .timeseries import ARMixture, simulate_ar_mixture
@@ -15,6 +23,7 @@ __all__ = [
     "VAE",
     "VAEGMM",
     "ClusterCollapseWarning",
+    "DilokthanakulGMVAE",
     "GibbsGMM",
     "Dataset",
     "NotFittedError",

@@ -3,6 +3,7 @@ estimator over a shared base (``base``) and persistence (``persistence``)."""
 
 from .ae import AE
 from .base import ClusterCollapseWarning, LatentEstimator, NotFittedError
+from .dilokthanakul import DilokthanakulGMVAE
 from .gmvae import GMVAE
 from .vae import VAE
 from .vae_gmm import VAEGMM
@@ -12,6 +13,7 @@ __all__ = [
     "GMVAE",
     "VAE",
     "ClusterCollapseWarning",
+    "DilokthanakulGMVAE",
     "LatentEstimator",
     "NotFittedError",
     "VAEGMM",

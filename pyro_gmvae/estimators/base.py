@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 
 from ..checks import NotFittedError, check_positive_int
 from ..components import make_likelihood
@@ -274,7 +274,7 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
             self.pretrain_seconds_ = time.perf_counter() - start
             plan = TrainingPlan(
                 module,
-                svi_loss(module, module.elbo()),
+                self._loss(module),
                 lr=self.lr,
                 binarize=self.binarize,
                 config=self.configuration(fit_settings=False),
@@ -297,6 +297,10 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
         self.history_ = history
         self._after_fit(X)
         return self
+
+    def _loss(self, module: torch.nn.Module) -> Callable[..., torch.Tensor]:
+        """The training loss per data point: the negative ELBO of the module's pair."""
+        return svi_loss(module, module.elbo())
 
     def _devices(self) -> dict[str, Any]:
         """The settings passed on to every training phase."""
@@ -447,6 +451,34 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
         from .persistence import load
 
         return load(cls, path, components)
+
+
+class ClusteringEstimator(ClusterMixin, LatentEstimator):
+    """An estimator whose module gives cluster probabilities (``module_.cluster_probs``) over
+    ``n_clusters`` clusters: the K-versus-N check, the training labels, ``predict``."""
+
+    has_clusters = True  # predict / predict_proba assign samples to the K clusters
+
+    def _data(self, X, fitting: bool = False) -> torch.Tensor:
+        X = super()._data(X, fitting)
+        if fitting and self.n_clusters > X.shape[0]:
+            raise ValueError(
+                f"n_clusters={self.n_clusters} is larger than the number of samples ({X.shape[0]})"
+            )
+        return X
+
+    def _after_fit(self, X: torch.Tensor) -> None:
+        self.labels_ = self.predict(X)  # scikit-learn's clusterers keep the training labels
+        self.cluster_weights_ = cluster_weights(self.labels_, self.n_clusters)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """The posterior probability of each cluster, shape (N, K), rows sum to 1."""
+        self._check_fitted()
+        return self._batched(self.module_.cluster_probs, self._data(X)).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable cluster of each sample."""
+        return self.predict_proba(X).argmax(1)
 
 
 def _binary(X: torch.Tensor) -> bool:

@@ -7,24 +7,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import ClusterMixin
 
 from ..components import DiscreteStrategy, make_discrete
 from ..models import GMVAEModule
 from ..pretrain import pretrain
 from ..training import local_seed
-from .base import (
-    COMMON_DOC,
-    LatentEstimator,
-    base_params,
-    check_positive_int,
-    cluster_weights,
-)
+from .base import COMMON_DOC, ClusteringEstimator, base_params, check_positive_int
 
 SCHEDULE_DEFAULTS = (1.0, 0.5, 0.013862944)  # temperature, min_temperature, decay_rate
 
 
-class GMVAE(ClusterMixin, LatentEstimator):
+class GMVAE(ClusteringEstimator):
     __doc__ = (
         """Gaussian-mixture VAE for clustering, fit by stochastic variational inference.
 
@@ -58,7 +51,6 @@ class GMVAE(ClusterMixin, LatentEstimator):
 
     _pretrain = staticmethod(pretrain)
     _prior_has_y = True
-    has_clusters = True  # predict / predict_proba assign samples to the K clusters
 
     def __init__(
         self,
@@ -139,26 +131,9 @@ class GMVAE(ClusterMixin, LatentEstimator):
             z_guide=self.z_guide,
         )
 
-    def _data(self, X, fitting: bool = False) -> torch.Tensor:
-        X = super()._data(X, fitting)
-        if fitting and self.n_clusters > X.shape[0]:
-            raise ValueError(
-                f"n_clusters={self.n_clusters} is larger than the number of samples ({X.shape[0]})"
-            )
-        return X
-
-    def _after_fit(self, X: torch.Tensor) -> None:
-        self.labels_ = self.predict(X)  # scikit-learn's clusterers keep the training labels
-        self.cluster_weights_ = cluster_weights(self.labels_, self.n_clusters)
-
     def predict_proba(self, X) -> np.ndarray:
         """q(y | x): the posterior probability of each cluster, shape (N, K), rows sum to 1."""
-        self._check_fitted()
-        return self._batched(self.module_.cluster_probs, self._data(X)).numpy()
-
-    def predict(self, X) -> np.ndarray:
-        """The most probable cluster of each sample under q(y | x)."""
-        return self.predict_proba(X).argmax(1)
+        return super().predict_proba(X)
 
     @torch.no_grad()
     def sample(

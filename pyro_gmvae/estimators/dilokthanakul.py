@@ -1,0 +1,143 @@
+"""``DilokthanakulGMVAE``: Dilokthanakul et al.'s GMVAE as a scikit-learn-style clusterer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..models.dilokthanakul import DilokthanakulModule
+from ..training import local_seed
+from .base import COMMON_DOC, ClusteringEstimator, base_params, check_positive_int
+
+OBJECTIVES = ("paper", "elbo")
+
+
+class DilokthanakulGMVAE(ClusteringEstimator):
+    __doc__ = (
+        """Dilokthanakul et al.'s Gaussian-mixture VAE (arXiv 1611.02648): a noise latent w, a
+    cluster y and z | w, y ~ N(mu_y(w), sigma_y(w)^2) from K prior networks
+    (see :mod:`pyro_gmvae.models.dilokthanakul`).
+
+    Parameters
+    ----------
+    n_clusters : K (>= 2 and <= the number of samples).
+    latent_dim : size of z; ``w_dim``: size of w.
+    n_samples : M, the draws of (w, z) per point in the paper's bound.
+    threshold : lambda, the y-prior term's threshold (max(lambda, its batch mean), in nats).
+    objective : ``"paper"`` (default): the paper's bound with the threshold (its terms are
+        logged per epoch: ``train_reconstruction``, ``train_conditional_prior``,
+        ``train_kl_w``, ``train_y_prior``); ``"elbo"``: the exact ELBO with y summed out in
+        the model (``TraceEnum_ELBO``), no threshold.
+    """
+        + COMMON_DOC
+        + """
+    Also ``labels_`` and ``cluster_weights_``. Clusters are predicted by p(y | w, z) at the
+    guide's means of w and z, as the paper does.
+    """
+    )
+
+    _prior_has_y = True
+
+    def __init__(
+        self,
+        n_clusters: int = 10,
+        latent_dim: int = 200,
+        w_dim: int = 150,
+        hidden_dims: Sequence[int] = (500,),
+        n_samples: int = 1,
+        threshold: float = 0.5,
+        objective: str = "paper",
+        likelihood: Any = "bernoulli",
+        epochs: int = 100,
+        batch_size: int = 50,
+        lr: float = 1e-4,
+        binarize: bool = False,
+        seed: int = 0,
+        accelerator: str = "auto",
+        devices: Any = 1,
+        strategy: Any = "auto",
+        progress_bar: bool = True,
+        monitor_size: int | None = 2000,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.w_dim = w_dim
+        self.n_samples = n_samples
+        self.threshold = threshold
+        self.objective = objective
+        super().__init__(**base_params(locals()))
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        for name in ("n_clusters", "w_dim", "n_samples"):
+            check_positive_int(name, getattr(self, name))
+        if self.n_clusters < 2:
+            raise ValueError(f"n_clusters must be at least 2, got {self.n_clusters}")
+        if not isinstance(self.threshold, int | float) or self.threshold < 0:
+            raise ValueError(f"threshold must be a number >= 0, got {self.threshold!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be 'paper' or 'elbo', got {self.objective!r}")
+
+    def resolved_init(self) -> str:
+        return "random"  # the paper starts from random weights
+
+    def _build(self, x_dim: int) -> DilokthanakulModule:
+        module = DilokthanakulModule(
+            x_dim, self.n_clusters, self.latent_dim, self.w_dim, tuple(self.hidden_dims),
+            self.likelihood, self.n_samples, self.threshold,
+        )  # fmt: skip
+        module.objective = self.objective
+        return module
+
+    def _loss(self, module: DilokthanakulModule):
+        if self.objective == "paper":
+            return module.loss  # the paper's bound, thresholded
+        return super()._loss(module)
+
+    def log_likelihood(self, X, n_samples: int = 1000, seed: int = 0) -> np.ndarray:
+        raise NotImplementedError(
+            "the importance-weighted log-likelihood of DilokthanakulGMVAE (w, z and y) is not "
+            "available yet; score() gives the paper's bound"
+        )
+
+    def predict_proba(self, X) -> np.ndarray:
+        """p(y | w, z) at the guide's means, shape (N, K)."""
+        return super().predict_proba(X)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n_samples: int = 1,
+        cluster: int | None = None,
+        w: np.ndarray | None = None,
+        seed: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n_samples``: y uniform (or ``cluster``), w ~ N(0, I) (or the rows of ``w``,
+        (n_samples, w_dim): the same w under different clusters shows what each decides),
+        z ~ p(z | w, y), and the mean of p(x | z). Returns ``(X, clusters)``."""
+        self._check_n_samples(n_samples)
+        if cluster is not None and not 0 <= cluster < self.n_clusters:
+            raise ValueError(f"cluster must be in [0, {self.n_clusters - 1}], got {cluster}")
+        if w is not None:
+            w = torch.as_tensor(np.asarray(w, dtype=np.float32))
+            if w.shape != (n_samples, self.w_dim):
+                raise ValueError(
+                    f"w must have shape ({n_samples}, {self.w_dim}), got {tuple(w.shape)}"
+                )
+
+        def draw():
+            clusters = (
+                torch.randint(self.n_clusters, (n_samples,))
+                if cluster is None
+                else torch.full((n_samples,), int(cluster))
+            )
+            return self.module_.generate(clusters, w), clusters
+
+        if seed is None:
+            X, clusters = draw()
+        else:
+            with local_seed(seed):
+                X, clusters = draw()
+        return X.numpy(), clusters.numpy()

@@ -1,0 +1,173 @@
+r"""Dilokthanakul et al.'s Gaussian-mixture VAE (arXiv 1611.02648) as a Pyro model/guide pair.
+
+Generative process, for each data point::
+
+    w ~ N(0, I)                                   (the "noise" latent, ``w_dim``)
+    y ~ Cat(1/K)                                  (the cluster)
+    z | w, y ~ N(mu_y(w), diag sigma_y(w)^2)      (K prior networks on a shared trunk)
+    x | z ~ p(x | decoder(z))                     (``likelihood``)
+
+Guide: q(w | x) q(z | x), diagonal Gaussians from one encoder trunk. y needs no guide: given
+(w, z) its posterior is closed-form, r_k(w, z) = p(y = k | w, z) = softmax_k[log N(z | mu_k(w),
+sigma_k(w))] (the prior on y is uniform).
+
+Two objectives fit it:
+
+* ``model`` / ``guide`` with ``TraceEnum_ELBO``: y enumerated in the model, i.e. the exact ELBO
+  with the optimal q(y | w, z) = r(w, z);
+* :meth:`DilokthanakulModule.loss`, the paper's bound, per point and averaged over M draws of
+  (w, z) ~ q:
+  reconstruction E[-log p(x | z)], the conditional prior term
+  E[sum_k r_k KL(q(z | x) || p(z | w, y = k))] (the Gaussian KL analytic, r at the drawn w, z),
+  KL(q(w | x) || N(0, I)) (analytic), and the y-prior term E[KL(r(w, z) || Cat(1/K))], the last
+  thresholded: max(lambda, its batch mean) (Kingma et al.'s free bits), so that it pushes the
+  cluster posterior toward uniform only once it carries more than lambda nats. The paper calls
+  this last one the "z-prior term" (its z is this y).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.infer import ELBO, TraceEnum_ELBO
+from pyro.nn import PyroModule
+from pyro.ops.indexing import Vindex
+from torch import nn
+from torch.distributions import kl_divergence
+from torch.nn import functional as F
+
+from ..components import Likelihood, make_likelihood
+from ..nets import GaussianHead, mlp, xavier_init_
+
+
+class DilokthanakulModule(PyroModule):
+    """The model/guide pair and the paper's bound (see the module's docstring)."""
+
+    def __init__(
+        self,
+        x_dim: int,
+        n_clusters: int = 10,
+        latent_dim: int = 200,
+        w_dim: int = 150,
+        hidden_dims: Sequence[int] = (500,),
+        likelihood: str | Likelihood = "bernoulli",
+        n_samples: int = 1,
+        threshold: float = 0.5,
+    ) -> None:
+        super().__init__()
+        hidden_dims = list(hidden_dims)
+        self.x_dim, self.n_clusters = x_dim, n_clusters
+        self.latent_dim, self.w_dim = latent_dim, w_dim
+        self.n_samples, self.threshold = n_samples, threshold
+        self.likelihood = make_likelihood(likelihood)
+        self.encoder = nn.Sequential(mlp([x_dim, *hidden_dims]), nn.ReLU())
+        self.q_z_head = GaussianHead(hidden_dims[-1], latent_dim)
+        self.q_w_head = GaussianHead(hidden_dims[-1], w_dim)
+        # p(z | w, y = k) for every k: one trunk, K heads (as one linear layer each for the
+        # means and variances)
+        self.prior_trunk = nn.Sequential(nn.Linear(w_dim, hidden_dims[-1]), nn.Tanh())
+        self.prior_head = GaussianHead(hidden_dims[-1], n_clusters * latent_dim)
+        self.decoder = mlp([latent_dim, *reversed(hidden_dims), self.likelihood.setup(x_dim)])
+        xavier_init_(self)
+
+    # ----------------------------------------------------------------- distributions
+    def q_w(self, x: torch.Tensor) -> dist.Distribution:
+        loc, var = self.q_w_head(self.encoder(x))
+        return dist.Normal(loc, var.sqrt()).to_event(1)
+
+    def q_z(self, x: torch.Tensor) -> dist.Distribution:
+        loc, var = self.q_z_head(self.encoder(x))
+        return dist.Normal(loc, var.sqrt()).to_event(1)
+
+    def prior_z(self, w: torch.Tensor) -> dist.Distribution:
+        """p(z | w, y = k) for every k: batch (..., K), event (latent_dim,)."""
+        loc, var = self.prior_head(self.prior_trunk(w))
+        shape = (*w.shape[:-1], self.n_clusters, self.latent_dim)
+        return dist.Normal(loc.reshape(shape), var.sqrt().reshape(shape)).to_event(1)
+
+    def cluster_log_posterior(self, w: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log r_k(w, z) = log p(y = k | w, z), (..., K): the prior on y is uniform, so this is
+        the softmax of log N(z | mu_k(w), sigma_k(w)) over k."""
+        return F.log_softmax(self.prior_z(w).log_prob(z.unsqueeze(-2)), -1)
+
+    # ----------------------------------------------------------------- model and guide
+    def elbo(self) -> ELBO:
+        """The exact ELBO with y summed out in the model."""
+        return TraceEnum_ELBO(max_plate_nesting=1)
+
+    def model(self, x: torch.Tensor) -> None:
+        N = x.shape[0]
+        with pyro.plate("data", N):
+            w = pyro.sample("w", dist.Normal(x.new_zeros(N, self.w_dim), 1.0).to_event(1))
+            y = pyro.sample(
+                "y",
+                dist.Categorical(logits=x.new_zeros(N, self.n_clusters)),
+                infer={"enumerate": "parallel"},
+            )
+            p_z = self.prior_z(w)
+            loc = Vindex(p_z.base_dist.loc)[torch.arange(N), y]
+            scale = Vindex(p_z.base_dist.scale)[torch.arange(N), y]
+            z = pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+            pyro.sample("x", self.likelihood(self.decoder(z)), obs=x)
+
+    def guide(self, x: torch.Tensor) -> None:
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("w", self.q_w(x))
+            pyro.sample("z", self.q_z(x))
+
+    # ----------------------------------------------------------------- the paper's bound
+    def elbo_terms(self, x: torch.Tensor, n_samples: int | None = None) -> dict:
+        """The paper's four terms per point (nats, averaged over M draws of (w, z)):
+        ``reconstruction``, ``conditional_prior``, ``kl_w`` and ``y_prior`` (before the
+        threshold); without the threshold their sum is the negative of the paper's bound."""
+        M = n_samples or self.n_samples
+        q_w, q_z = self.q_w(x), self.q_z(x)
+        w, z = q_w.rsample((M,)), q_z.rsample((M,))  # (M, N, .)
+        reconstruction = -self.likelihood(self.decoder(z)).log_prob(x).mean(0)
+        p_z = self.prior_z(w)  # batch (M, N, K)
+        log_r = F.log_softmax(p_z.log_prob(z.unsqueeze(-2)), -1)
+        r = log_r.exp()
+        q = dist.Normal(q_z.base_dist.loc.unsqueeze(-2), q_z.base_dist.scale.unsqueeze(-2))
+        kl_z = kl_divergence(q.to_event(1), p_z)  # (M, N, K): analytic per cluster
+        return {
+            "reconstruction": reconstruction,
+            "conditional_prior": (r * kl_z).sum(-1).mean(0),
+            "kl_w": kl_divergence(q_w, dist.Normal(torch.zeros_like(w[0]), 1.0).to_event(1)),
+            "y_prior": (r * (log_r + math.log(self.n_clusters))).sum(-1).mean(0),
+        }
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """The training loss per point: the negative bound with the y-prior term thresholded,
+        max(lambda, its batch mean)."""
+        terms = self.elbo_terms(x)
+        rest = (terms["reconstruction"] + terms["conditional_prior"] + terms["kl_w"]).mean()
+        return rest + terms["y_prior"].mean().clamp_min(self.threshold)
+
+    # ----------------------------------------------------------------- posteriors
+    @torch.no_grad()
+    def cluster_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """p(y | w, z) at the guide's means of w and z (N, K), as the paper predicts."""
+        w, z = self.q_w(x).mean, self.q_z(x).mean
+        return self.cluster_log_posterior(w, z).exp()
+
+    def latent_mean(self, x: torch.Tensor) -> torch.Tensor:
+        return self.q_z(x).mean
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.likelihood.mean(self.decoder(self.q_z(x).mean))
+
+    def generate(self, clusters: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        """The mean of p(x | z) for z ~ p(z | w, y) with the given clusters; w ~ N(0, I) unless
+        given (one row per sample: the same w under several clusters shows what the cluster
+        decides and what w does)."""
+        if w is None:
+            w = torch.randn(len(clusters), self.w_dim, device=clusters.device)
+        p_z = self.prior_z(w)
+        index = torch.arange(len(clusters), device=clusters.device)
+        loc, scale = p_z.base_dist.loc[index, clusters], p_z.base_dist.scale[index, clusters]
+        z = dist.Normal(loc, scale).sample()
+        return self.likelihood.mean(self.decoder(z))

@@ -1,0 +1,164 @@
+"""Dilokthanakul et al.'s GMVAE: the paper's bound against a hand-written computation, the
+threshold, the closed-form posterior of y, and the exact ELBO with y enumerated."""
+
+import math
+
+import numpy as np
+import pyro
+import pytest
+import torch
+from pyro import poutine
+
+from pyro_gmvae.models.dilokthanakul import DilokthanakulModule
+
+
+def _module(**kw):
+    torch.manual_seed(0)
+    options = dict(n_clusters=3, latent_dim=2, w_dim=2, hidden_dims=(8,), n_samples=2)
+    return DilokthanakulModule(5, **{**options, **kw}).double()
+
+
+def _x():
+    return torch.tensor([[1, 0, 1, 1, 0], [0, 0, 1, 0, 1], [1, 1, 1, 0, 0]], dtype=torch.float64)
+
+
+def _normal_log_pdf(v, loc, scale):
+    log_pdf = -0.5 * ((v - loc) / scale) ** 2 - np.log(scale) - 0.5 * math.log(2 * math.pi)
+    return float(np.sum(log_pdf))
+
+
+def _gauss_kl(m1, s1, m2, s2):
+    return float(np.sum(np.log(s2 / s1) + (s1**2 + (m1 - m2) ** 2) / (2 * s2**2) - 0.5))
+
+
+def test_the_papers_bound_equals_a_hand_written_computation():
+    module, x = _module(), _x()
+    torch.manual_seed(1)
+    terms = {k: v.detach().numpy() for k, v in module.elbo_terms(x).items()}
+    torch.manual_seed(1)  # the same draws, in the same order: w, then z
+    with torch.no_grad():
+        q_w, q_z = module.q_w(x), module.q_z(x)
+        w, z = q_w.rsample((2,)).numpy(), q_z.rsample((2,)).numpy()
+        logits = module.decoder(torch.from_numpy(z)).numpy()
+        p_z = module.prior_z(torch.from_numpy(w))
+        mu_p, sd_p = p_z.base_dist.loc.numpy(), p_z.base_dist.scale.numpy()  # (M, N, K, D)
+    mu_q, sd_q = q_z.base_dist.loc.numpy(), q_z.base_dist.scale.numpy()
+    mu_w, sd_w = q_w.base_dist.loc.numpy(), q_w.base_dist.scale.numpy()
+    K, X = 3, x.numpy()
+    for n in range(3):
+        rec = cond = y_prior = 0.0
+        for m in range(2):
+            p = 1 / (1 + np.exp(-logits[m, n]))
+            rec -= np.sum(X[n] * np.log(p) + (1 - X[n]) * np.log(1 - p)) / 2
+            log_lik = [_normal_log_pdf(z[m, n], mu_p[m, n, k], sd_p[m, n, k]) for k in range(K)]
+            r = np.exp(log_lik - np.logaddexp.reduce(log_lik))  # p(y | w, z), p(y) uniform
+            kls = [_gauss_kl(mu_q[n], sd_q[n], mu_p[m, n, k], sd_p[m, n, k]) for k in range(K)]
+            cond += float(r @ kls) / 2
+            y_prior += float(np.sum(r * (np.log(r) + math.log(K)))) / 2
+        kl_w = _gauss_kl(mu_w[n], sd_w[n], np.zeros(2), np.ones(2))
+        expected = {"reconstruction": rec, "conditional_prior": cond, "kl_w": kl_w,
+                    "y_prior": y_prior}  # fmt: skip
+        for name, value in expected.items():
+            assert terms[name][n] == pytest.approx(value, rel=1e-9), name
+
+
+def test_the_threshold_counts_the_y_prior_term_only_above_lambda():
+    module, x = _module(), _x()
+    torch.manual_seed(2)
+    terms = module.elbo_terms(x)
+    y_prior = terms["y_prior"].mean().item()
+    rest = (terms["reconstruction"] + terms["conditional_prior"] + terms["kl_w"]).mean().item()
+    for threshold, counted in ((y_prior + 1.0, y_prior + 1.0), (y_prior / 2, y_prior)):
+        module.threshold = threshold
+        torch.manual_seed(2)
+        loss = module.loss(x)
+        assert loss.item() == pytest.approx(rest + counted, rel=1e-12)
+        module.zero_grad()
+        loss.backward()
+        grad = module.prior_head.loc.weight.grad
+        # below lambda the term has no gradient; the prior's heads still get the KL's
+        torch.manual_seed(2)
+        module.zero_grad()
+        t = module.elbo_terms(x)
+        (t["reconstruction"] + t["conditional_prior"] + t["kl_w"]).mean().backward()
+        without = module.prior_head.loc.weight.grad
+        assert torch.allclose(grad, without) == (threshold > y_prior)
+
+
+def test_the_posterior_of_y_is_the_normalised_prior_density():
+    module = _module()
+    w, z = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+    with torch.no_grad():
+        log_r = module.cluster_log_posterior(w, z)
+        p_z = module.prior_z(w)
+        dens = torch.stack([
+            torch.distributions.Normal(p_z.base_dist.loc[:, k], p_z.base_dist.scale[:, k])
+            .log_prob(z).sum(-1).exp()
+            for k in range(3)
+        ], -1)  # fmt: skip
+    np.testing.assert_allclose(log_r.exp(), dens / dens.sum(-1, keepdim=True), rtol=1e-10)
+
+
+def test_the_exact_elbo_sums_y_out_in_the_model():
+    """TraceEnum_ELBO's value: log p(x|z) + log sum_k p(k) p(z|w,k) + log p(w) - log q(w|x)
+    - log q(z|x) at the guide's draws."""
+    module, x = _module(), _x()
+    pyro.set_rng_seed(3)
+    loss = module.elbo().differentiable_loss(module.model, module.guide, x).item()
+    pyro.set_rng_seed(3)
+    guide = poutine.trace(module.guide).get_trace(x)
+    w, z = guide.nodes["w"]["value"], guide.nodes["z"]["value"]
+    with torch.no_grad():
+        log_mix = (module.prior_z(w).log_prob(z.unsqueeze(-2)) - math.log(3)).logsumexp(-1)
+        log_px = module.likelihood(module.decoder(z)).log_prob(x)
+        log_pw = torch.distributions.Normal(0.0, 1.0).log_prob(w).sum(-1)
+        log_q = module.q_w(x).log_prob(w) + module.q_z(x).log_prob(z)
+    assert -loss == pytest.approx(float((log_px + log_mix + log_pw - log_q).sum()), rel=1e-10)
+
+
+def _tiny(**kw):
+    from pyro_gmvae import DilokthanakulGMVAE
+
+    options = dict(n_clusters=3, latent_dim=4, w_dim=2, hidden_dims=(32,), epochs=2,
+                   batch_size=64, lr=1e-3, progress_bar=False)  # fmt: skip
+    return DilokthanakulGMVAE(**{**options, **kw})
+
+
+@pytest.mark.parametrize("objective", ["paper", "elbo"])
+def test_estimator_fits_logs_its_terms_and_round_trips(objective, digits_small, tmp_path):
+    import warnings
+
+    from pyro_gmvae import DilokthanakulGMVAE
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a two-epoch fit may collapse clusters
+        a = _tiny(objective=objective).fit(digits_small.X, digits_small.y)
+        b = _tiny(objective=objective).fit(digits_small.X, digits_small.y)
+    assert [h["loss"] for h in a.history_] == [h["loss"] for h in b.history_]  # same seed
+    last = a.history_[-1]
+    for term in ("reconstruction", "conditional_prior", "kl_w", "y_prior"):
+        assert np.isfinite(last[f"train_{term}"])
+    assert {"acc", "nmi", "ari"} <= set(last)
+    proba = a.predict_proba(digits_small.X)
+    assert proba.shape == (240, 3) and np.allclose(proba.sum(1), 1)
+    X, clusters = a.sample(5, cluster=1, w=np.zeros((5, 2)), seed=0)
+    assert X.shape == (5, 64) and (clusters == 1).all() and ((X >= 0) & (X <= 1)).all()
+    again, _ = a.sample(5, cluster=1, w=np.zeros((5, 2)), seed=0)
+    np.testing.assert_array_equal(X, again)
+    loaded = DilokthanakulGMVAE.load(a.save(tmp_path / "m.pt"))
+    np.testing.assert_array_equal(loaded.predict_proba(digits_small.X), proba)
+
+
+def test_bad_input_and_settings_are_refused(digits_small):
+    with pytest.raises(ValueError, match="objective"):
+        _tiny(objective="free-bits")
+    with pytest.raises(ValueError, match="threshold"):
+        _tiny(threshold=-1)
+    with pytest.raises(ValueError, match="n_clusters"):
+        _tiny(n_clusters=500).fit(digits_small.X)
+    with pytest.raises(ValueError, match="NaN"):
+        _tiny().fit(torch.full((10, 64), float("nan")))
+    est = _tiny()
+    with pytest.raises(ValueError, match="w must have shape"):
+        est.module_ = est._build(64)
+        est.sample(2, w=np.zeros((3, 2)))
