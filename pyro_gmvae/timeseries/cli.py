@@ -155,7 +155,7 @@ def add_parser(sub) -> None:
     a.add_argument("--global-guide", choices=["map", "normal"], default=None,
                    help="priors on the globals, fitted by AutoDelta or AutoNormal")  # fmt: skip
     a.add_argument("--epochs", type=int, default=None,
-                   help=f"(default {defaults['epochs'].default})")  # fmt: skip
+                   help="(default 100, or 400 with --markov)")  # fmt: skip
     a.add_argument("--batch-size", type=int, default=None, help="(default: all transitions)")
     a.add_argument("--lr", type=float, default=None)
     a.add_argument("--n-init", type=int, default=None)

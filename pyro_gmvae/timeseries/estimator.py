@@ -62,6 +62,8 @@ class ARMixture(BaseEstimator):
     hidden_dims : hidden layers of the neural guide q(z_t | x_{t-1}, x_t).
     epochs, batch_size, lr : optimisation (Adam); batches are transitions (series for the
         Markov variant). ``batch_size=None``: the whole data set in each step.
+        ``epochs=None``: 100 for i.i.d. regimes, 400 for Markov ones (measured: with one step
+        per epoch, the switching matrix's rarely visited rows need the longer run).
     temperature, min_temperature, temperature_decay : the Gumbel-softmax schedule
         (``"relaxed"``): after epoch e, max(temperature * exp(-temperature_decay * e),
         min_temperature).
@@ -89,7 +91,7 @@ class ARMixture(BaseEstimator):
         markov: bool = False,
         global_guide: str | Callable | None = None,
         hidden_dims: Sequence[int] = (64, 64),
-        epochs: int = 100,
+        epochs: int | None = None,
         batch_size: int | None = None,
         lr: float = 0.02,
         temperature: float = 1.0,
@@ -123,8 +125,9 @@ class ARMixture(BaseEstimator):
     # --------------------------------------------------------------------------- parameters
     def _check_params(self) -> None:
         check_positive_int("n_components", self.n_components)
-        for name in ("epochs", "n_init"):
-            check_positive_int(name, getattr(self, name))
+        check_positive_int("n_init", self.n_init)
+        if self.epochs is not None:
+            check_positive_int("epochs", self.epochs)
         check_int("init_epochs", self.init_epochs, 0)
         check_int("seed", self.seed, 0)
         if self.batch_size is not None:
@@ -259,13 +262,20 @@ class ARMixture(BaseEstimator):
                 if best is None or score > best[0]:
                     best = (score, module, history)
             _, module, history = best
-            history += self._train(module, arguments, batch, series, self.epochs, "ARMixture")
+            history += self._train(module, arguments, batch, series, self.n_epochs, "ARMixture")
         self.module_ = module.eval()
         self.history_ = history
         self.n_features_in_ = series.dim
         self._set_parameters()
         self.log_likelihood_ = self._log_likelihood(module, series)
         return self
+
+    @property
+    def n_epochs(self) -> int:
+        """``epochs`` with ``None`` resolved (see the class's docstring)."""
+        if self.epochs is not None:
+            return self.epochs
+        return 400 if self.markov else 100
 
     def _train(self, module, arguments, batch, series, epochs, phase) -> list[dict]:
         if epochs == 0:
