@@ -1,6 +1,13 @@
 """pyro-gmvae: Gaussian-mixture variational autoencoders in Pyro."""
 
-from .data import Dataset, load_dataset, load_digits, load_idx, load_mnist_test
+from .data import (
+    Dataset,
+    load_dataset,
+    load_digits,
+    load_idx,
+    load_mnist_test,
+    make_mixture_1d,
+)
 from .estimators import (
     AE,
     GMVAE,
@@ -33,5 +40,6 @@ __all__ = [
     "load_digits",
     "load_idx",
     "load_mnist_test",
+    "make_mixture_1d",
     "simulate_ar_mixture",
 ]

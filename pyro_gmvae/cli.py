@@ -1,9 +1,10 @@
 """Command line: ``pyro-gmvae train | evaluate | sample | ar``.
 
 ``train`` builds its model through the catalogue with the same parameters as the API
-(``GMVAE(...)``, ``VAE(...)``, ``AE(...)``; ``VAEGMM(...)`` with ``--model vae-gmm``), whose
-defaults it shows: the same settings give the same model, and the saved model loads with
-``GMVAE.load(path)`` (or the model's own class) alone.
+(``GMVAE(...)``, ``VAE(...)``, ``AE(...)``; ``VAEGMM(...)`` with ``--model vae-gmm``,
+``DilokthanakulGMVAE(...)`` with ``--model dilokthanakul``), whose defaults it shows: the
+same settings give the same model, and the saved model loads with ``GMVAE.load(path)`` (or the
+model's own class) alone.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from .components.guides import Z_GUIDES
 from .components.likelihoods import LIKELIHOODS
 from .components.priors import PRIORS
 from .data import DATASETS, Dataset, load_dataset
-from .estimators import AE, GMVAE, VAE, VAEGMM, LatentEstimator
+from .estimators import AE, GMVAE, VAE, VAEGMM, DilokthanakulGMVAE, LatentEstimator
 from .metrics import clustering_scores
 from .timeseries.cli import add_parser as add_ar_parser
 
-MODELS = {cls.__name__: cls for cls in (GMVAE, VAE, AE, VAEGMM)}
+MODELS = {cls.__name__: cls for cls in (GMVAE, VAE, AE, VAEGMM, DilokthanakulGMVAE)}
 MUTUAL = "vae-gmm"  # --model vae-gmm: VAE + GMM mutual learning
 # --model vae-gmm's own options: the VAEGMM parameter each sets
 MUTUAL_OPTIONS = {
@@ -38,6 +39,14 @@ MUTUAL_OPTIONS = {
     "gibbs_sweeps": "gibbs_sweeps",
     "gibbs_burn_in": "gibbs_burn_in",
     "gibbs_chains": "gibbs_chains",
+}
+DILOKTHANAKUL = "dilokthanakul"  # --model dilokthanakul: DilokthanakulGMVAE
+# --model dilokthanakul's own options: the DilokthanakulGMVAE parameter each sets
+DILOKTHANAKUL_OPTIONS = {
+    "w_dim": "w_dim",
+    "mc_samples": "n_samples",
+    "threshold": "threshold",
+    "objective": "objective",
 }
 AUTOENCODER = "none"  # --prior none: the deterministic autoencoder baseline
 
@@ -106,7 +115,7 @@ def _plot_samples(model: LatentEstimator, n: int, seed: int, path: Path) -> np.n
 
     if isinstance(model, AE):
         raise ValueError("an autoencoder has no prior on z to sample from")
-    if isinstance(model, GMVAE | VAEGMM):
+    if isinstance(model, GMVAE | VAEGMM | DilokthanakulGMVAE):
         samples = plots.cluster_samples(model, n, seed)
         plots.plot_cluster_samples(model, path=path, samples=samples)
         return samples
@@ -161,11 +170,13 @@ def _model(args: argparse.Namespace, epochs: int | None) -> LatentEstimator:
     chosen model has no use for (the treatment of y without a y, clusters without a mixture, a
     guide or an init for the autoencoder, Gibbs settings without a GMM) are refused."""
     mutual = {f"--{k.replace('_', '-')}": getattr(args, k) for k in MUTUAL_OPTIONS}
+    dilok = {f"--{k.replace('_', '-')}": getattr(args, k) for k in DILOKTHANAKUL_OPTIONS}
+    cls = {MUTUAL: VAEGMM, DILOKTHANAKUL: DilokthanakulGMVAE}.get(args.model, GMVAE)
     options = dict(
-        hidden_dims=tuple(args.hidden),
+        hidden_dims=tuple(args.hidden or _default("hidden_dims", cls)),
         likelihood=args.likelihood,
-        batch_size=args.batch_size,
-        lr=args.lr,
+        batch_size=args.batch_size or _default("batch_size", cls),
+        lr=args.lr or _default("lr", cls),
         seed=args.seed,
         accelerator=args.accelerator,
         devices=args.devices,
@@ -174,6 +185,28 @@ def _model(args: argparse.Namespace, epochs: int | None) -> LatentEstimator:
     )
     if args.binarize is not None:
         options["binarize"] = args.binarize
+    if args.model != DILOKTHANAKUL:
+        _refuse(dilok, "this model (only to --model dilokthanakul)")
+    if args.model == DILOKTHANAKUL:
+        _refuse(
+            {
+                **mutual,
+                "--prior": args.prior,
+                "--discrete": args.discrete,
+                "--z-guide": args.z_guide,
+                "--init": args.init,
+                "--pretrain-epochs": args.pretrain_epochs,
+            },
+            "--model dilokthanakul (its prior is p(z | w, y) from prior networks)",
+        )
+        given = {DILOKTHANAKUL_OPTIONS[k]: getattr(args, k) for k in DILOKTHANAKUL_OPTIONS}
+        return DilokthanakulGMVAE(
+            n_clusters=args.clusters or _default("n_clusters", cls),
+            latent_dim=args.latent_dim or _default("latent_dim", cls),
+            epochs=epochs or DEFAULT_EPOCHS.get(args.dataset, _default("epochs", cls)),
+            **{k: v for k, v in given.items() if v is not None},
+            **options,
+        )
     if args.model == MUTUAL:
         _refuse(
             {
@@ -224,6 +257,8 @@ def _default_out(args: argparse.Namespace, model: LatentEstimator) -> Path:
     """runs/DATASET-MODEL-seedS, naming only what differs from the default GMVAE."""
     if isinstance(model, AE):
         parts = ["autoencoder"]
+    elif isinstance(model, DilokthanakulGMVAE):
+        parts = [DILOKTHANAKUL]
     elif isinstance(model, VAEGMM):
         mode = model.prior_mode
         parts = [MUTUAL, mode if mode != _default("prior_mode", VAEGMM) else None]
@@ -361,10 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n", type=int, default=None, help="train on a random subset of n samples")
     t.add_argument(
         "--model",
-        choices=[MUTUAL],
+        choices=[MUTUAL, DILOKTHANAKUL],
         default=None,
-        help="vae-gmm: VAE + Gibbs-sampled GMM mutual learning (VAEGMM); without it the "
-        "model follows from --prior",
+        help="vae-gmm: VAE + Gibbs-sampled GMM mutual learning (VAEGMM); dilokthanakul: "
+        "Dilokthanakul et al.'s GMVAE (DilokthanakulGMVAE); without it the model follows "
+        "from --prior",
     )
     t.add_argument(
         "--prior",
@@ -399,7 +435,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"default: {_default('latent_dim')}, {_default('latent_dim', VAEGMM)} for vae-gmm",
     )
-    t.add_argument("--hidden", type=int, nargs="+", default=list(_default("hidden_dims")))
+    t.add_argument(
+        "--hidden",
+        type=int,
+        nargs="+",
+        default=None,
+        help=f"hidden layer sizes (default: {' '.join(map(str, _default('hidden_dims')))}; "
+        "the model's own for --model dilokthanakul)",
+    )
     t.add_argument(
         "--epochs",
         type=int,
@@ -407,8 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"default: 20 for digits, {_default('epochs')} otherwise; per round for vae-gmm "
         f"(default {_default('epochs', VAEGMM)})",
     )
-    t.add_argument("--batch-size", type=int, default=_default("batch_size"))
-    t.add_argument("--lr", type=float, default=_default("lr"))
+    t.add_argument(
+        "--batch-size", type=int, default=None, help=f"default: {_default('batch_size')}"
+    )
+    t.add_argument("--lr", type=float, default=None, help=f"default: {_default('lr')}")
     t.add_argument(
         "--binarize",
         action=argparse.BooleanOptionalAction,
@@ -437,6 +482,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--gibbs-sweeps", type=int, default=None, help="per round, burn-in included")
     g.add_argument("--gibbs-burn-in", type=int, default=None)
     g.add_argument("--gibbs-chains", type=int, default=None)
+    d = t.add_argument_group("--model dilokthanakul")
+    d.add_argument("--w-dim", type=int, default=None, help="size of the noise latent w")
+    d.add_argument("--mc-samples", type=int, default=None, help="M draws of (w, z) per point")
+    d.add_argument("--threshold", type=float, default=None, help="lambda of the y-prior term")
+    d.add_argument("--objective", choices=["paper", "elbo"], default=None)
     t.add_argument("--seed", type=int, default=_default("seed"))
     t.add_argument("--out", default=None, help="run folder (default runs/DATASET-MODEL-seedS)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")

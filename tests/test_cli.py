@@ -352,3 +352,29 @@ def test_ar_reads_csv_and_npy_and_reports_bad_input(tmp_path, capsys):
     argv = ["ar", "--data", str(csv), "--forecast-steps", "0", "--out", str(tmp_path / "f0")]
     assert main(argv) == 2 and not (tmp_path / "f0").exists()
     assert main(["ar", "--out", str(tmp_path / "none")]) == 2  # neither a file nor --simulate
+
+
+def test_dilokthanakul_run_folder_matches_the_api(tmp_path, capsys):
+    from pyro_gmvae import DilokthanakulGMVAE
+
+    out = tmp_path / "dk"
+    argv = ["train", "--model", "dilokthanakul", "--n", "200", "--clusters", "3",
+            "--latent-dim", "4", "--w-dim", "2", "--hidden", "32", "--epochs", "2",
+            "--mc-samples", "2", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    for name in ("model.pt", "summary.json", "metrics.csv"):
+        assert (out / name).exists(), name
+    assert (out / "figures" / "samples.png").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    api = DilokthanakulGMVAE(n_clusters=3, latent_dim=4, w_dim=2, hidden_dims=(32,), epochs=2,
+                             n_samples=2, progress_bar=False)  # fmt: skip
+    assert summary["config"] == api.configuration()  # the model's own lr, batch size, ...
+    assert "train_y_prior" in (out / "metrics.csv").read_text()
+    data = load_digits().subset(200, seed=0)
+    api.fit(data.X, data.y)
+    loaded = DilokthanakulGMVAE.load(out / "model.pt")
+    assert np.array_equal(loaded.predict(data.X), api.predict(data.X))
+    assert main(["train", "--model", "dilokthanakul", "--prior", "vamp",
+                 "--out", str(tmp_path / "x")]) == 2  # fmt: skip
+    assert "--prior does not apply" in capsys.readouterr().err
+    assert main(["train", "--w-dim", "3", "--out", str(tmp_path / "y")]) == 2

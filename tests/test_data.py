@@ -79,3 +79,18 @@ def test_subset_is_seeded():
     a, b = d.subset(50, seed=3), d.subset(50, seed=3)
     assert torch.equal(a.X, b.X) and len(a) == 50
     assert not torch.equal(a.X, d.subset(50, seed=4).X)
+
+
+def test_the_one_dimensional_mixture_is_standardised_labelled_and_seeded():
+    from pyro_gmvae import make_mixture_1d
+
+    data = make_mixture_1d(5000, n_components=4, seed=3)
+    assert data.X.shape == (5000, 1) and data.y.shape == (5000,)
+    assert abs(float(data.X.mean())) < 1e-5 and abs(float(data.X.std()) - 1) < 1e-3
+    # the components are ordered along the line and well apart
+    means = [float(data.X[data.y == k].mean()) for k in range(4)]
+    assert means == sorted(means) and min(np.diff(means)) > 0.5
+    again = make_mixture_1d(5000, n_components=4, seed=3)
+    assert (again.X == data.X).all() and (again.y == data.y).all()
+    with pytest.raises(ValueError, match="separation"):
+        make_mixture_1d(separation=0)
