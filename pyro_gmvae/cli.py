@@ -187,42 +187,24 @@ def _model(args: argparse.Namespace, epochs: int | None) -> LatentEstimator:
         options["binarize"] = args.binarize
     if args.model != DILOKTHANAKUL:
         _refuse(dilok, "this model (only to --model dilokthanakul)")
-    if args.model == DILOKTHANAKUL:
-        _refuse(
-            {
-                **mutual,
-                "--prior": args.prior,
-                "--discrete": args.discrete,
-                "--z-guide": args.z_guide,
-                "--init": args.init,
-                "--pretrain-epochs": args.pretrain_epochs,
-            },
-            "--model dilokthanakul (its prior is p(z | w, y) from prior networks)",
-        )
-        given = {DILOKTHANAKUL_OPTIONS[k]: getattr(args, k) for k in DILOKTHANAKUL_OPTIONS}
-        return DilokthanakulGMVAE(
+    if args.model in (DILOKTHANAKUL, MUTUAL):
+        # models with priors of their own: no prior, treatment of y or pre-training to choose
+        refused = {"--prior": args.prior, "--discrete": args.discrete, "--init": args.init}
+        refused["--pretrain-epochs"] = args.pretrain_epochs
+        if args.model == DILOKTHANAKUL:
+            refused.update(mutual, **{"--z-guide": args.z_guide})
+            own, extra = DILOKTHANAKUL_OPTIONS, {}
+            why = "--model dilokthanakul (its prior is p(z | w, y) from prior networks)"
+        else:
+            own, extra = MUTUAL_OPTIONS, {"z_guide": args.z_guide or _default("z_guide", cls)}
+            why = "--model vae-gmm (its prior is the GMM's mixture)"
+        _refuse(refused, why)
+        given = {param: getattr(args, option) for option, param in own.items()}
+        return cls(
             n_clusters=args.clusters or _default("n_clusters", cls),
             latent_dim=args.latent_dim or _default("latent_dim", cls),
-            epochs=epochs or DEFAULT_EPOCHS.get(args.dataset, _default("epochs", cls)),
-            **{k: v for k, v in given.items() if v is not None},
-            **options,
-        )
-    if args.model == MUTUAL:
-        _refuse(
-            {
-                "--prior": args.prior,
-                "--discrete": args.discrete,
-                "--init": args.init,
-                "--pretrain-epochs": args.pretrain_epochs,
-            },
-            "--model vae-gmm (its prior is the GMM's mixture)",
-        )
-        given = {MUTUAL_OPTIONS[k]: getattr(args, k) for k in MUTUAL_OPTIONS}
-        return VAEGMM(
-            n_clusters=args.clusters or _default("n_clusters", VAEGMM),
-            latent_dim=args.latent_dim or _default("latent_dim", VAEGMM),
-            epochs=epochs or _default("epochs", VAEGMM),
-            z_guide=args.z_guide or _default("z_guide", VAEGMM),
+            epochs=epochs or _default("epochs", cls),
+            **extra,
             **{k: v for k, v in given.items() if v is not None},
             **options,
         )
