@@ -19,7 +19,9 @@ def _module(**kw):
 
 
 def _x():
-    return torch.tensor([[1, 0, 1, 1, 0], [0, 0, 1, 0, 1], [1, 1, 1, 0, 0]], dtype=torch.float64)
+    """Four points (N = 4 differs from K = 3, so mixing the two axes up cannot broadcast)."""
+    rows = [[1, 0, 1, 1, 0], [0, 0, 1, 0, 1], [1, 1, 1, 0, 0], [0, 1, 0, 0, 1]]
+    return torch.tensor(rows, dtype=torch.float64)
 
 
 def _normal_log_pdf(v, loc, scale):
@@ -45,7 +47,8 @@ def test_the_papers_bound_equals_a_hand_written_computation():
     mu_q, sd_q = q_z.base_dist.loc.numpy(), q_z.base_dist.scale.numpy()
     mu_w, sd_w = q_w.base_dist.loc.numpy(), q_w.base_dist.scale.numpy()
     K, X = 3, x.numpy()
-    for n in range(3):
+    assert mu_p.shape == (2, 4, K, 2)  # (M, N, K, latent): the K heads unpacked per point
+    for n in range(4):
         rec = cond = y_prior = 0.0
         for m in range(2):
             p = 1 / (1 + np.exp(-logits[m, n]))
@@ -145,6 +148,12 @@ def test_estimator_fits_logs_its_terms_and_round_trips(objective, digits_small, 
     assert X.shape == (5, 64) and (clusters == 1).all() and ((X >= 0) & (X <= 1)).all()
     again, _ = a.sample(5, cluster=1, w=np.zeros((5, 2)), seed=0)
     np.testing.assert_array_equal(X, again)
+    other, _ = a.sample(5, cluster=1, w=np.full((5, 2), 3.0), seed=0)
+    assert not np.allclose(X, other)  # the given w is used
+    with torch.no_grad():  # predictions are r(w, z) at the guide's means
+        x = digits_small.X[:20]
+        r = a.module_.cluster_log_posterior(a.module_.q_w(x).mean, a.module_.q_z(x).mean).exp()
+    np.testing.assert_allclose(a.predict_proba(x), r.numpy(), rtol=1e-6)
     loaded = DilokthanakulGMVAE.load(a.save(tmp_path / "m.pt"))
     np.testing.assert_array_equal(loaded.predict_proba(digits_small.X), proba)
 
