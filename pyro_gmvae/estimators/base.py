@@ -7,6 +7,7 @@ is the same as plain data, with components passed as objects described by their 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import time
@@ -479,6 +480,31 @@ class ClusteringEstimator(ClusterMixin, LatentEstimator):
     def predict(self, X) -> np.ndarray:
         """The most probable cluster of each sample."""
         return self.predict_proba(X).argmax(1)
+
+    @torch.no_grad()
+    def _sample(
+        self,
+        n_samples: int,
+        cluster: int | None,
+        seed: int | None,
+        cluster_logits: torch.Tensor,
+        generate: Callable[[torch.Tensor], torch.Tensor],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``n_samples`` clusters drawn from ``cluster_logits`` (or all ``cluster``) and
+        ``generate(clusters)``; with ``seed``, from a generator of their own (the caller's
+        random state is left alone), else from torch's global one. Returns ``(X, clusters)``."""
+        self._check_n_samples(n_samples)
+        if cluster is not None and not 0 <= cluster < self.n_clusters:
+            raise ValueError(f"cluster must be in [0, {self.n_clusters - 1}], got {cluster}")
+        with local_seed(seed) if seed is not None else contextlib.nullcontext():
+            if cluster is None:
+                clusters = torch.distributions.Categorical(logits=cluster_logits).sample(
+                    (n_samples,)
+                )
+            else:
+                clusters = torch.full((n_samples,), int(cluster))
+            X = generate(clusters)
+        return X.numpy(), clusters.numpy()
 
 
 def _binary(X: torch.Tensor) -> bool:

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from ..models.dilokthanakul import DilokthanakulModule
-from ..training import local_seed
 from .base import COMMON_DOC, ClusteringEstimator, base_params, check_positive_int
 
 OBJECTIVES = ("paper", "elbo")
@@ -117,27 +116,14 @@ class DilokthanakulGMVAE(ClusteringEstimator):
         """Draw ``n_samples``: y uniform (or ``cluster``), w ~ N(0, I) (or the rows of ``w``,
         (n_samples, w_dim): the same w under different clusters shows what each decides),
         z ~ p(z | w, y), and the mean of p(x | z). Returns ``(X, clusters)``."""
-        self._check_n_samples(n_samples)
-        if cluster is not None and not 0 <= cluster < self.n_clusters:
-            raise ValueError(f"cluster must be in [0, {self.n_clusters - 1}], got {cluster}")
+        self._check_fitted()
         if w is not None:
             w = torch.as_tensor(np.asarray(w, dtype=np.float32))
             if w.shape != (n_samples, self.w_dim):
                 raise ValueError(
                     f"w must have shape ({n_samples}, {self.w_dim}), got {tuple(w.shape)}"
                 )
-
-        def draw():
-            clusters = (
-                torch.randint(self.n_clusters, (n_samples,))
-                if cluster is None
-                else torch.full((n_samples,), int(cluster))
-            )
-            return self.module_.generate(clusters, w), clusters
-
-        if seed is None:
-            X, clusters = draw()
-        else:
-            with local_seed(seed):
-                X, clusters = draw()
-        return X.numpy(), clusters.numpy()
+        uniform = torch.zeros(self.n_clusters)  # p(y) = 1/K
+        return self._sample(
+            n_samples, cluster, seed, uniform, lambda clusters: self.module_.generate(clusters, w)
+        )

@@ -11,7 +11,6 @@ import torch
 from ..components import DiscreteStrategy, make_discrete
 from ..models import GMVAEModule
 from ..pretrain import pretrain
-from ..training import local_seed
 from .base import COMMON_DOC, ClusteringEstimator, base_params, check_positive_int
 
 SCHEDULE_DEFAULTS = (1.0, 0.5, 0.013862944)  # temperature, min_temperature, decay_rate
@@ -143,21 +142,7 @@ class GMVAE(ClusteringEstimator):
         z ~ p(z | y), and the mean of p(x | z). Returns ``(X, clusters)`` like scikit-learn.
         With ``seed`` the draws come from a generator of their own (the caller's random state is
         left alone); without, from torch's global one."""
-        self._check_n_samples(n_samples)
-        if cluster is not None and not 0 <= cluster < self.n_clusters:
-            raise ValueError(f"cluster must be in [0, {self.n_clusters - 1}], got {cluster}")
-
-        def draw() -> tuple[torch.Tensor, torch.Tensor]:
-            if cluster is None:
-                p_y = torch.distributions.Categorical(logits=self.module_.prior.y_logits())
-                clusters = p_y.sample((n_samples,))
-            else:
-                clusters = torch.full((n_samples,), int(cluster))
-            return self.module_.generate(clusters), clusters
-
-        if seed is None:
-            X, clusters = draw()
-        else:
-            with local_seed(seed):
-                X, clusters = draw()
-        return X.numpy(), clusters.numpy()
+        self._check_fitted()
+        return self._sample(
+            n_samples, cluster, seed, self.module_.prior.y_logits(), self.module_.generate
+        )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import warnings
@@ -12,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import ClusterMixin
 
 from .. import files
 from ..checks import check_positive_int
@@ -30,10 +28,10 @@ from ..training import (
     svi_loss,
     train,
 )
-from .base import COMMON_DOC, LatentEstimator, base_params, cluster_weights
+from .base import COMMON_DOC, ClusteringEstimator, base_params, cluster_weights
 
 
-class VAEGMM(ClusterMixin, LatentEstimator):
+class VAEGMM(ClusteringEstimator):
     __doc__ = (
         """A VAE and a Bayesian Gaussian mixture fitted in turns ("mutual learning").
 
@@ -83,8 +81,6 @@ class VAEGMM(ClusterMixin, LatentEstimator):
     ELBO under the mixture prior (``loss`` is the training objective).
     """
     )
-
-    has_clusters = True  # predict / predict_proba give the GMM's clusters
 
     def __init__(
         self,
@@ -152,14 +148,6 @@ class VAEGMM(ClusterMixin, LatentEstimator):
             likelihood=self.likelihood,
             z_guide=self.z_guide,
         )
-
-    def _data(self, X, fitting: bool = False) -> torch.Tensor:
-        X = super()._data(X, fitting)
-        if fitting and self.n_clusters > X.shape[0]:
-            raise ValueError(
-                f"n_clusters={self.n_clusters} is larger than the number of samples ({X.shape[0]})"
-            )
-        return X
 
     # ----------------------------------------------------------------------------- fitting
     def fit(self, X, y=None, *, run_dir: str | Path | None = None, ckpt_path=None):
@@ -301,10 +289,6 @@ class VAEGMM(ClusterMixin, LatentEstimator):
         self._check_fitted()
         return self.gmm_.predict_proba(self.transform(X))
 
-    def predict(self, X) -> np.ndarray:
-        """The GMM's most probable cluster for each sample's latent mean."""
-        return self.predict_proba(X).argmax(1)
-
     @torch.no_grad()
     def sample(
         self, n_samples: int = 1, cluster: int | None = None, seed: int | None = None
@@ -312,26 +296,16 @@ class VAEGMM(ClusterMixin, LatentEstimator):
         """Draw z from the mixture (or from the Gaussian of ``cluster``) and decode it: the mean
         of p(x | z). Returns ``(X, clusters)``; ``seed`` gives the draws a generator of their
         own (the caller's random state is left alone)."""
-        self._check_n_samples(n_samples)
-        if cluster is not None and not 0 <= cluster < self.n_clusters:
-            raise ValueError(f"cluster must be in [0, {self.n_clusters - 1}], got {cluster}")
+        self._check_fitted()
         prior = self.module_.prior
 
-        def draw() -> tuple[torch.Tensor, torch.Tensor]:
-            if cluster is None:
-                clusters = torch.distributions.Categorical(logits=prior.log_weights).sample(
-                    (n_samples,)
-                )
-            else:
-                clusters = torch.full((n_samples,), int(cluster))
+        def generate(clusters: torch.Tensor) -> torch.Tensor:
             z = torch.distributions.MultivariateNormal(
                 prior.means[clusters], scale_tril=prior.scale_tril[clusters]
             ).sample()
-            return self.module_.likelihood.mean(self.module_.decoder(z)), clusters
+            return self.module_.likelihood.mean(self.module_.decoder(z))
 
-        with local_seed(seed) if seed is not None else contextlib.nullcontext():
-            X, clusters = draw()
-        return X.numpy(), clusters.numpy()
+        return self._sample(n_samples, cluster, seed, prior.log_weights, generate)
 
     # ----------------------------------------------------------------------------- persistence
     def _fitted_state(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from ..checks import NotFittedError, check_int, check_positive_int
-from ..training import TrainingPlan, local_seed, make_loader, train
+from ..training import DiscreteScheduleCallback, TrainingPlan, local_seed, make_loader, train
 from .em import fit_em
 from .evaluate import regime_posteriors
 from .model import DISCRETE_MODES, GLOBAL_GUIDES, ARMixtureModule
@@ -287,7 +287,7 @@ class ARMixture(BaseEstimator):
             return elbo.differentiable_loss(module.model, module.guide, *tensors) / n_transitions
 
         plan = TrainingPlan(module, loss, lr=self.lr)
-        callbacks = [_ScheduleAndLikelihood(series, self)]
+        callbacks = [DiscreteScheduleCallback(), _LogLikelihood(series, self)]
         return train(
             plan,
             make_loader(arguments, batch, self.seed),
@@ -474,22 +474,16 @@ class ARMixture(BaseEstimator):
         return load(cls, path, components)
 
 
-class _ScheduleAndLikelihood(L.Callback):
-    """After each epoch: advance the Gumbel-softmax temperature and log the exact
-    log-likelihood per transition of the training series at the current point estimates."""
+class _LogLikelihood(L.Callback):
+    """After each epoch, log the exact log-likelihood per transition of the training series
+    at the current point estimates."""
 
     def __init__(self, series: Series, estimator: ARMixture) -> None:
         self.series, self.estimator = series, estimator
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: TrainingPlan) -> None:
-        module = pl_module.module
-        if module.discrete is not None:
-            module.discrete.on_epoch_end(trainer.current_epoch + 1)
-            if hasattr(module.discrete, "temperature"):  # the relaxed guide's
-                pl_module.log("temperature", float(module.discrete.temperature))
-        pl_module.log(
-            "log_likelihood", self.estimator._log_likelihood(module, self.series), prog_bar=True
-        )
+        log_likelihood = self.estimator._log_likelihood(pl_module.module, self.series)
+        pl_module.log("log_likelihood", log_likelihood, prog_bar=True)
 
 
 def _draw(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
