@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -18,3 +21,76 @@ def publish(result: dict, table: str, json_path: str, markdown_path: str) -> Non
     for path, text in ((json_path, json.dumps(result, indent=2)), (markdown_path, table)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text)
+
+
+def shard_jobs(jobs: list, shard: str) -> list:
+    """The jobs of shard ``"i/n"``: every n-th from the i-th, so that n one-thread processes
+    can share one run cache."""
+    try:
+        i, n = map(int, shard.split("/"))
+    except ValueError:
+        raise SystemExit(f"--shard {shard}: expected i/n") from None
+    if not 0 <= i < n:
+        raise SystemExit(f"--shard {shard}: expected i/n with 0 <= i < n")
+    return jobs[i::n]
+
+
+class RunCache:
+    """Finished fits, one JSON line each, so that an interrupted benchmark continues. A line
+    counts only while its ``key`` (every parameter of the fit, from ``key(method, seed)``) is
+    what the fit would be now; lines of changed settings are ignored."""
+
+    def __init__(self, path: Path, key: Callable[[str, int], dict]) -> None:
+        self.path, self.key = path, key
+        self.rows: dict[tuple[str, int], dict] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                row = json.loads(line)
+                stored = row.pop("key")
+                if stored == key(row["method"], row["seed"]):
+                    self.rows[row["method"], row["seed"]] = row
+
+    def get(self, method: str, seed: int) -> dict | None:
+        return self.rows.get((method, seed))
+
+    def add(self, method: str, seed: int, row: dict) -> None:
+        row = {"method": method, **row, "seed": seed}
+        self.rows[method, seed] = row
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:  # appended whole lines: earlier fits are never lost
+            f.write(json.dumps({"key": self.key(method, seed), **row}) + "\n")
+
+
+def mnist_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every MNIST-test benchmark takes: seeds, a subset for smoke tests, the data
+    folder, and the shard of the fits this process runs."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--n", type=int, default=None, help="a subset of MNIST-test (smoke tests)")
+    p.add_argument("--mnist", default=None, help="folder of MNIST-test")
+    p.add_argument(
+        "--shard",
+        default="0/1",
+        help="i/n: fit only every n-th (seed, configuration) pair from the i-th, to run n "
+        "one-thread processes side by side on the same cache; a last call without it publishes",
+    )
+    return p
+
+
+def summarise(runs: list[dict], names: list[str], keys: tuple[str, ...]) -> dict:
+    """Per method (in ``names``' order, those with runs): the mean, population sd and best of
+    each of ``keys`` over its runs, and the number of runs (``seeds``)."""
+    out = {}
+    for name in names:
+        rows = [r for r in runs if r["method"] == name]
+        if rows:
+            out[name] = {
+                k: {
+                    "mean": statistics.fmean(r[k] for r in rows),
+                    "sd": statistics.pstdev(r[k] for r in rows),
+                    "best": max(r[k] for r in rows),
+                }
+                for k in keys
+            }
+            out[name]["seeds"] = len(rows)
+    return out

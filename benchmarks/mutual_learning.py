@@ -17,8 +17,6 @@ table is printed and written as JSON (``--json``) and markdown (``--markdown``).
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import time
@@ -34,7 +32,7 @@ import torch  # noqa: E402
 from sklearn.mixture import BayesianGaussianMixture  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, publish  # noqa: E402
+from common import RunCache, machine, mnist_parser, publish, shard_jobs, summarise  # noqa: E402
 
 from pyro_gmvae import VAEGMM, GibbsGMM, clustering_scores, load_mnist_test, plots  # noqa: E402
 from pyro_gmvae.gmm import conjugate as cj  # noqa: E402
@@ -122,22 +120,6 @@ def plot_curves(runs: list[dict], names: list[str], seed: int, folder: Path) -> 
     folder.mkdir(parents=True, exist_ok=True)
     fig.savefig(folder / "curves.png", dpi=100)
     plt.close(fig)
-
-
-def summarise(runs: list[dict], names: list[str]) -> dict:
-    out = {}
-    for name in names:
-        rows = [r for r in runs if r["method"] == name]
-        if rows:
-            out[name] = {
-                k: {
-                    "mean": statistics.fmean(r[k] for r in rows),
-                    "sd": statistics.pstdev(r[k] for r in rows),
-                }
-                for k in (*METRICS, "elbo", "fit_seconds")
-            }
-            out[name]["seeds"] = len(rows)
-    return out
 
 
 def paired_gain(runs: list[dict], a: str, b: str) -> dict:
@@ -280,10 +262,7 @@ def table(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--n", type=int, default=None, help="a subset of MNIST-test (smoke tests)")
-    p.add_argument("--mnist", default=None, help="folder of MNIST-test")
+    p = mnist_parser(__doc__)
     p.add_argument("--rounds", type=int, default=VAEGMM().n_rounds)
     p.add_argument("--epochs", type=int, default=VAEGMM().epochs, help="per round")
     p.add_argument("--gibbs-sweeps", type=int, default=None, help="(default: VAEGMM's)")
@@ -296,12 +275,6 @@ def main(argv: list[str] | None = None) -> dict:
         type=int,
         default=None,
         help="fit only the first ROWS configurations (the table shows every cached one)",
-    )
-    p.add_argument(
-        "--shard",
-        default="0/1",
-        help="i/n: fit only every n-th (seed, configuration) pair from the i-th, to run n "
-        "one-thread processes side by side on the same cache; a last call without it publishes",
     )
     p.add_argument("--cache", default=str(RESULTS / "mutual_learning.runs.jsonl"))
     p.add_argument("--json", default=str(RESULTS / "mutual_learning.json"))
@@ -331,35 +304,22 @@ def main(argv: list[str] | None = None) -> dict:
         model = VAEGMM(seed=seed, progress_bar=False, **options)
         return {"n": len(X), "version": BENCH_VERSION, **model.configuration()}
 
-    cached = []
-    if cache.exists():
-        cached = [json.loads(line) for line in cache.read_text().splitlines()]
-    runs = []
-    for row in cached:
-        if row["method"] in configs and row.pop("key") == key(row["method"], row["seed"]):
-            runs.append(row)
-    shard, n_shards = map(int, args.shard.split("/"))
-    if not 0 <= shard < n_shards:
-        raise SystemExit(f"--shard {args.shard}: expected i/n with 0 <= i < n")
+    runs = RunCache(cache, lambda name, seed: key(name, seed) if name in configs else None)
     fitted = list(configs)[: args.rows]
     jobs = [(seed, name) for seed in args.seeds for name in fitted]
     if args.only != "speed":
-        for seed, name in jobs[shard::n_shards]:
-            options = configs[name]
-            if any(r["method"] == name and r["seed"] == seed for r in runs):
+        for seed, name in shard_jobs(jobs, args.shard):
+            if runs.get(name, seed) is not None:
                 continue
             figures = Path(args.figures) if args.figures and seed == args.seeds[0] else None
             if figures is not None:
                 figures.mkdir(parents=True, exist_ok=True)
-            row = fit_one(X, y, name, options, seed, extra, figures)
-            runs.append(row)
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            with cache.open("a") as f:
-                f.write(json.dumps({"key": key(name, seed), **row}) + "\n")
+            row = fit_one(X, y, name, configs[name], seed, extra, figures)
+            runs.add(name, seed, row)
             print(f"{name}, seed {seed}: ACC {row['acc']:.3f}", file=sys.stderr)
-    if n_shards > 1:  # a shard only fills the cache; the call without --shard publishes
-        return {"runs": runs}
-    runs = [r for r in runs if r["seed"] in args.seeds]
+    if args.shard != "0/1":  # a shard only fills the cache; the call without --shard publishes
+        return {"runs": list(runs.rows.values())}
+    runs = [r for (name, seed), r in runs.rows.items() if name in configs and seed in args.seeds]
     names = list(configs)
     if args.figures:
         plot_curves(runs, names, args.seeds[0], Path(args.figures))
@@ -371,7 +331,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seeds": args.seeds,
         "settings": {"rounds": args.rounds, "epochs": args.epochs, **extra},
         "runs": runs,
-        "summary": summarise(runs, names),
+        "summary": summarise(runs, names, (*METRICS, "elbo", "fit_seconds")),
         "gain": paired_gain(runs, names[0], names[1]),
     }
     if args.only != "quality":

@@ -18,7 +18,12 @@ from .estimators import (
     NotFittedError,
 )
 from .gmm import GibbsGMM
-from .metrics import cluster_accuracy, clustering_scores
+from .metrics import (
+    cluster_accuracy,
+    clustering_scores,
+    majority_label_accuracy,
+    most_probable_point_accuracy,
+)
 from .timeseries import ARMixture, simulate_ar_mixture
 
 __version__ = "0.1.0"
@@ -36,6 +41,8 @@ __all__ = [
     "NotFittedError",
     "cluster_accuracy",
     "clustering_scores",
+    "majority_label_accuracy",
+    "most_probable_point_accuracy",
     "load_dataset",
     "load_digits",
     "load_idx",

@@ -24,7 +24,7 @@ from . import catalogue, files
 from .components.guides import Z_GUIDES
 from .components.likelihoods import LIKELIHOODS
 from .components.priors import PRIORS
-from .data import DATASETS, Dataset, load_dataset
+from .data import DATASETS, NOT_IMAGES, Dataset, load_dataset
 from .estimators import AE, GMVAE, VAE, VAEGMM, DilokthanakulGMVAE, LatentEstimator
 from .metrics import clustering_scores
 from .timeseries.cli import add_parser as add_ar_parser
@@ -130,16 +130,24 @@ def _figures(model: LatentEstimator, data: Dataset, folder: Path, seed: int) -> 
     folder.mkdir(exist_ok=True)
     n = min(len(data), 2000)
     X = data.X[:n]
-    plots.plot_reconstructions(
-        X.numpy(), model.reconstruct(X), model.image_shape_, path=folder / "reconstructions.png"
-    )
-    if not isinstance(model, AE):
-        _plot_samples(model, 10, seed, folder / "samples.png")
     labels = None if data.y is None else data.y[:n]
     clusters = model.predict(X) if model.has_clusters else None
-    plots.plot_latent_tsne(
-        model.transform(X), clusters, labels, seed=seed, path=folder / "latent_tsne.png"
-    )
+    if data.name in NOT_IMAGES:  # not pixels: histograms and a linear latent map
+        if model.has_clusters:
+            samples = plots.cluster_samples(model, 200, seed)
+            plots.plot_samples_1d(data.X.numpy(), samples, path=folder / "samples.png")
+        plots.plot_latent_pca(
+            model.transform(X), clusters, labels, seed=seed, path=folder / "latent_pca.png"
+        )
+    else:
+        plots.plot_reconstructions(
+            X.numpy(), model.reconstruct(X), model.image_shape_, path=folder / "reconstructions.png"
+        )
+        if not isinstance(model, AE):
+            _plot_samples(model, 10, seed, folder / "samples.png")
+        plots.plot_latent_tsne(
+            model.transform(X), clusters, labels, seed=seed, path=folder / "latent_tsne.png"
+        )
     plots.plot_training_curves(model.history_, path=folder / "training_curves.png")
     if isinstance(model, VAEGMM):
         plots.plot_gibbs_trace(model.gibbs_history_, path=folder / "gibbs_trace.png")
@@ -155,6 +163,11 @@ def _figures(model: LatentEstimator, data: Dataset, folder: Path, seed: int) -> 
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def _default_likelihood(dataset: str) -> str:
+    """Pixels get the estimators' default likelihood; data that are not pixels a Gaussian."""
+    return "gaussian" if dataset in NOT_IMAGES else _default("likelihood")
 
 
 def _refuse(options: dict[str, object], what: str) -> None:
@@ -174,7 +187,7 @@ def _model(args: argparse.Namespace, epochs: int | None) -> LatentEstimator:
     cls = {MUTUAL: VAEGMM, DILOKTHANAKUL: DilokthanakulGMVAE}.get(args.model, GMVAE)
     options = dict(
         hidden_dims=tuple(args.hidden or _default("hidden_dims", cls)),
-        likelihood=args.likelihood,
+        likelihood=args.likelihood or _default_likelihood(args.dataset),
         batch_size=args.batch_size or _default("batch_size", cls),
         lr=args.lr or _default("lr", cls),
         seed=args.seed,
@@ -403,7 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"q(z|x) (default: {_default('z_guide')})",
     )
-    t.add_argument("--likelihood", choices=sorted(LIKELIHOODS), default=_default("likelihood"))
+    t.add_argument(
+        "--likelihood",
+        choices=sorted(LIKELIHOODS),
+        default=None,
+        help=f"p(x | z) (default: {_default('likelihood')}; gaussian for {', '.join(NOT_IMAGES)})",
+    )
     t.add_argument(
         "--clusters",
         type=int,

@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 MNIST_ENV = "PYRO_GMVAE_MNIST"
-DATASETS = ("digits", "mnist", "fashion-mnist", "mnist-test")
+DATASETS = ("digits", "mnist", "fashion-mnist", "mnist-test", "mixture-1d")
+# data that are not pixels: the command line fits them with a Gaussian likelihood
+NOT_IMAGES = ("mixture-1d",)
 
 
 @dataclass
@@ -205,9 +207,12 @@ def load_torchvision(
 def load_dataset(
     name: str, root: str | os.PathLike | None = None, train: bool = True, download: bool = False
 ) -> Dataset:
-    """A dataset by name: ``digits``, ``mnist``, ``fashion-mnist`` or ``mnist-test``."""
+    """A dataset by name: ``digits``, ``mnist``, ``fashion-mnist``, ``mnist-test`` or
+    ``mixture-1d`` (:func:`make_mixture_1d` at its defaults)."""
     if name == "digits":
         return load_digits()
+    if name == "mixture-1d":
+        return make_mixture_1d()
     if name == "mnist-test":
         return load_mnist_test(root)
     if name in ("mnist", "fashion-mnist"):

@@ -96,6 +96,26 @@ def plot_cluster_samples(
     )
 
 
+def _sample_points(n: int, max_points: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).permutation(n)[:max_points]
+
+
+def _latent_panels(emb, idx, clusters, labels, title: str, path) -> Figure:
+    """A scatter of the 2-D embedding ``emb`` of the points ``idx``, one panel per colouring
+    (cluster, true label) that is given."""
+    colourings = (("cluster", clusters), ("label", labels))
+    panels = [(name, np.asarray(c)[idx]) for name, c in colourings if c is not None]
+    panels = panels or [("", None)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
+    for ax, (name, colour) in zip(axes[0], panels, strict=True):
+        sc = ax.scatter(emb[:, 0], emb[:, 1], c=colour, cmap="tab10", s=4)
+        ax.set_title(f"{title}, coloured by {name}" if name else title)
+        ax.set_xticks([]), ax.set_yticks([])
+        if colour is not None:
+            fig.colorbar(sc, ax=ax)
+    return _finish(fig, path)
+
+
 def plot_latent_tsne(
     Z: np.ndarray,
     clusters: np.ndarray | None,
@@ -107,20 +127,52 @@ def plot_latent_tsne(
     """t-SNE of latent means, coloured by cluster and by true label (each when given)."""
     from sklearn.manifold import TSNE
 
-    rng = np.random.default_rng(seed)
-    idx = rng.permutation(len(Z))[:max_points]
+    idx = _sample_points(len(Z), max_points, seed)
     perplexity = float(min(30, max(2, (len(idx) - 1) // 3)))
     emb = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(Z[idx])
-    colourings = (("cluster", clusters), ("label", labels))
-    panels = [(name, np.asarray(c)[idx]) for name, c in colourings if c is not None]
-    panels = panels or [("", None)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
-    for ax, (name, colour) in zip(axes[0], panels, strict=True):
-        sc = ax.scatter(emb[:, 0], emb[:, 1], c=colour, cmap="tab10", s=4)
-        ax.set_title(f"latent t-SNE, coloured by {name}" if name else "latent t-SNE")
-        ax.set_xticks([]), ax.set_yticks([])
-        if colour is not None:
-            fig.colorbar(sc, ax=ax)
+    return _latent_panels(emb, idx, clusters, labels, "latent t-SNE", path)
+
+
+def plot_latent_pca(
+    Z: np.ndarray,
+    clusters: np.ndarray | None,
+    labels: np.ndarray | None = None,
+    max_points: int = 2000,
+    seed: int = 0,
+    path: str | Path | None = None,
+) -> Figure:
+    """The latent means projected on their first two principal components (a linear map, so
+    distances along it mean what they mean in z; a 1-D latent is shown against its index),
+    coloured by cluster and by true label (each when given)."""
+    from sklearn.decomposition import PCA
+
+    idx = _sample_points(len(Z), max_points, seed)
+    Z = np.asarray(Z)[idx]
+    if Z.shape[1] >= 2:
+        emb = PCA(2, random_state=seed).fit_transform(Z)
+    else:
+        emb = np.column_stack([Z[:, 0], np.arange(len(Z))])
+    return _latent_panels(emb, idx, clusters, labels, "latent PCA", path)
+
+
+def plot_samples_1d(
+    X: np.ndarray,
+    samples: np.ndarray,
+    bins: int = 80,
+    path: str | Path | None = None,
+) -> Figure:
+    """One-dimensional data: the data's histogram above stacked histograms of samples drawn
+    from each cluster (``samples``: (K, n, 1), as :func:`cluster_samples` returns), on the
+    same axis."""
+    X, samples = np.asarray(X).ravel(), np.asarray(samples)
+    edges = np.histogram_bin_edges(np.concatenate([X, samples.ravel()]), bins)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    top.hist(X, edges, color="grey")
+    top.set_title("data")
+    bottom.hist(list(samples.reshape(len(samples), -1)), edges, stacked=True,
+                label=[f"cluster {k}" for k in range(len(samples))])  # fmt: skip
+    bottom.set_title("samples per cluster")
+    bottom.legend(fontsize=6, ncol=2)
     return _finish(fig, path)
 
 
@@ -144,6 +196,44 @@ def plot_training_curves(history: list[dict[str, float]], path: str | Path | Non
             axes[0, 1].plot(epochs, [h[k] for h in history], label=k.upper())
         axes[0, 1].set(xlabel="epoch", ylim=(0, 1), title="Clustering scores")
         axes[0, 1].legend(fontsize=8)
+    return _finish(fig, path)
+
+
+def plot_prior_terms(history: list[dict[str, float]], threshold: float, path=None) -> Figure:
+    """A Dilokthanakul GMVAE's conditional prior term and y-prior term per epoch (the paper's
+    "z-prior" term), with the threshold lambda under which the y-prior term is ignored."""
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    axes[0].plot(epochs, [h["train_conditional_prior"] for h in history])
+    axes[0].set(xlabel="epoch", ylabel="nats per sample", title="Conditional prior term")
+    axes[1].plot(epochs, [h["train_y_prior"] for h in history], label="KL(r || uniform)")
+    axes[1].axhline(threshold, color="grey", ls="--", label=f"threshold lambda = {threshold:g}")
+    axes[1].set(xlabel="epoch", ylabel="nats per sample", title="y-prior term")
+    axes[1].legend(fontsize=8)
+    return _finish(fig, path)
+
+
+def plot_same_w_samples(model, n_w: int = 8, seed: int = 0, path=None) -> Figure:
+    """Samples of a Dilokthanakul GMVAE where the same ``n_w`` draws of w (and of the noise of
+    z) are decoded under every cluster: along a row the cluster is fixed, down a column w is.
+    Images are shown as a grid; one-dimensional data as the decoded value per cluster, one
+    line per w."""
+    w = np.random.default_rng(seed).standard_normal((n_w, model.w_dim)).astype(np.float32)
+    samples = np.stack(
+        [model.sample(n_w, cluster=k, w=w, seed=seed)[0] for k in range(model.n_clusters)]
+    )  # (K, n_w, D)
+    if samples.shape[-1] > 1:
+        return image_grid(
+            samples.reshape(-1, samples.shape[-1]),
+            model.image_shape_,
+            model.n_clusters,
+            row_labels=[f"cluster {k}" for k in range(model.n_clusters)],
+            title="The same w (columns) under every cluster (rows)",
+            path=path,
+        )
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(np.arange(model.n_clusters), samples[..., 0], marker="o", alpha=0.7)
+    ax.set(xlabel="cluster", ylabel="decoded x", title="The same w (one line each) per cluster")
     return _finish(fig, path)
 
 

@@ -210,3 +210,37 @@ def test_ar_mixture_benchmark_tiny(tmp_path):
             assert 0 < row["accuracy"]["mean"] <= 1 and row["fit_seconds"]["mean"] > 0
     assert json.loads(out_json.read_text())["runs"] == result["runs"]
     assert "oracle" in out_md.read_text()
+
+
+def test_dilokthanakul_benchmark_tiny_in_shards(mnist_dir, tmp_path):
+    bench = load("dilokthanakul")
+    out_json, out_md, cache = tmp_path / "r.json", tmp_path / "r.md", tmp_path / "runs.jsonl"
+    tiny = ["--n", "120", "--epochs", "1", "--seeds", "0", "--tiny", "--rows", "2"]
+    tiny += ["--mnist", str(mnist_dir), "--cache", str(cache)]
+    tiny += ["--json", str(out_json), "--markdown", str(out_md)]
+    assert bench.main([*tiny, "--shard", "1/2"]) == {} and not out_json.exists()
+    assert len(cache.read_text().splitlines()) == 1  # the second row only
+    result = bench.main(tiny)
+    assert len(cache.read_text().splitlines()) == 2  # the cached fit was not repeated
+    assert list(result["summary"]) == ["K=10, M=1 (defaults)", "K=10, M=10"]
+    for run in result["runs"]:
+        for score in ("acc_hungarian", "acc_majority", "acc_paper_code"):
+            assert 0 < run[score] <= 1
+        assert run["acc_majority"] >= run["acc_hungarian"]  # many-to-one is never worse
+    assert "74.5 ± 10.2 (87.7)" in out_md.read_text()  # the paper's row beside ours
+
+
+def test_dilokthanakul_study_tiny(mnist_dir, tmp_path):
+    bench = load("dilokthanakul_study")
+    figures, out_json, out_md = tmp_path / "fig", tmp_path / "r.json", tmp_path / "r.md"
+    result = bench.main(["--n", "150", "--epochs-synthetic", "1", "--epochs-mnist", "1", "--tiny",
+                         "--mnist", str(mnist_dir), "--figures", str(figures),
+                         "--json", str(out_json), "--markdown", str(out_md)])  # fmt: skip
+    for dataset in ("synthetic", "mnist-test"):
+        rows = result["datasets"][dataset]
+        assert list(rows) == ["AE", "VAE", "GMVAE"]
+        assert 0 < rows["GMVAE"]["clusters"]["acc"] <= 1 and "elbo" not in rows["AE"]
+        assert len(rows["GMVAE"]["y_prior_per_epoch"]) == 1
+        for name in ("same_w", "prior_terms", "vae_samples", "gmvae_latent_pca"):
+            assert (figures / f"{dataset}_{name}.png").exists(), name
+    assert "| mnist-test | GMVAE |" in out_md.read_text()

@@ -378,3 +378,16 @@ def test_dilokthanakul_run_folder_matches_the_api(tmp_path, capsys):
                  "--out", str(tmp_path / "x")]) == 2  # fmt: skip
     assert "--prior does not apply" in capsys.readouterr().err
     assert main(["train", "--w-dim", "3", "--out", str(tmp_path / "y")]) == 2
+
+
+def test_the_one_dimensional_mixture_trains_with_a_gaussian_likelihood(tmp_path):
+    out = tmp_path / "mix"
+    argv = ["train", "--model", "dilokthanakul", "--dataset", "mixture-1d", "--n", "300",
+            "--clusters", "3", "--latent-dim", "2", "--w-dim", "2", "--hidden", "16",
+            "--epochs", "1", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["likelihood"] == "gaussian"  # not pixels: no Bernoulli
+    assert summary["n"] == 300 and "scores" in summary
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert figures == ["latent_pca.png", "samples.png", "training_curves.png"]

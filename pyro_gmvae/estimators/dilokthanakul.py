@@ -33,8 +33,8 @@ class DilokthanakulGMVAE(ClusteringEstimator):
     """
         + COMMON_DOC
         + """
-    Also ``labels_`` and ``cluster_weights_``. Clusters are predicted by p(y | w, z) at the
-    guide's means of w and z, as the paper does.
+    Also ``labels_`` and ``cluster_weights_``. Clusters are predicted by
+    q(y | x) = E_q(z | x)[p(y | w, z)] at w = E_q[w] (32 draws of z, the same for every call).
     """
     )
 
@@ -45,7 +45,7 @@ class DilokthanakulGMVAE(ClusteringEstimator):
         n_clusters: int = 10,
         latent_dim: int = 200,
         w_dim: int = 150,
-        hidden_dims: Sequence[int] = (500,),
+        hidden_dims: Sequence[int] = (500, 500),
         n_samples: int = 1,
         threshold: float = 0.5,
         objective: str = "paper",
@@ -102,7 +102,8 @@ class DilokthanakulGMVAE(ClusteringEstimator):
         )
 
     def predict_proba(self, X) -> np.ndarray:
-        """p(y | w, z) at the guide's means, shape (N, K)."""
+        """q(y | x) = E_q(z | x)[p(y | w, z)] at w = E_q[w], shape (N, K) (32 draws of z, the
+        same for every call)."""
         return super().predict_proba(X)
 
     @torch.no_grad()
