@@ -152,6 +152,10 @@ def test_estimator_fits_logs_its_terms_and_round_trips(objective, digits_small, 
     assert not np.allclose(X, other)  # the given w is used
     x = digits_small.X[:20]
     np.testing.assert_array_equal(a.predict_proba(x), a.module_.cluster_probs(x).numpy())
+    binary = (x > 0.5).float()  # a log-likelihood needs binary data under a Bernoulli
+    log_px = a.log_likelihood(binary, n_samples=200)
+    assert log_px.shape == (20,) and np.isfinite(log_px).all()
+    assert log_px.mean() > a.score(binary)  # the IW bound is tighter than the ELBO
     loaded = DilokthanakulGMVAE.load(a.save(tmp_path / "m.pt"))
     np.testing.assert_array_equal(loaded.predict_proba(digits_small.X), proba)
 
@@ -198,3 +202,26 @@ def test_cluster_probabilities_average_r_over_draws_of_z():
     error, gap = (probs - r.mean(0)).abs().max(), (at_mean - r.mean(0)).abs().max()
     assert error < 0.01 < gap, (error, gap)
     assert torch.equal(module.cluster_probs(x), module.cluster_probs(x))  # its own generator
+
+
+def test_importance_weighted_log_likelihood_equals_numerical_integration():
+    """With one-dimensional w and z, p(x) = int int p(w) sum_k p(k) p(z | w, k) p(x | z) dw dz
+    on a grid; the importance-weighted estimate with many draws must agree, and its weights'
+    mean (the ELBO) must stay below it."""
+    module = _module(latent_dim=1, w_dim=1).eval()
+    x = _x()
+    w = torch.linspace(-8, 8, 801, dtype=torch.float64)
+    z = torch.linspace(-12, 12, 1201, dtype=torch.float64)
+    with torch.no_grad():
+        p_z = module.prior_z(w[:, None])  # batch (W, K), event (1,)
+        log_p_z = torch.logsumexp(p_z.log_prob(z[:, None, None, None]), -1) - math.log(3)  # (Z, W)
+        log_p_w = -0.5 * w**2 - 0.5 * math.log(2 * math.pi)
+        log_p_x = module.likelihood(module.decoder(z[:, None])).log_prob(x[:, None, :])  # (N, Z)
+        log_joint = log_p_x[:, :, None] + log_p_z[None] + log_p_w[None, None]
+        cell = (w[1] - w[0]) * (z[1] - z[0])
+        exact = torch.logsumexp(log_joint.flatten(1), 1) + cell.log()
+        torch.manual_seed(0)
+        log_w = module.log_importance_weights(x, 50000)
+    estimate = torch.logsumexp(log_w, 0) - math.log(50000)
+    np.testing.assert_allclose(estimate.numpy(), exact.numpy(), atol=0.02)
+    assert (log_w.mean(0) < exact).all()

@@ -411,10 +411,13 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
             warnings.warn(note, UserWarning, stacklevel=2)
         with local_seed(seed):
             return self._batched(
-                lambda x: importance_log_likelihood(self.module_, x, n_samples),
+                lambda x: self._importance_log_likelihood(x, n_samples),
                 X,
                 batch_size=max(1, 20000 // n_samples),
             ).numpy()
+
+    def _importance_log_likelihood(self, x: torch.Tensor, n_samples: int) -> torch.Tensor:
+        return importance_log_likelihood(self.module_, x, n_samples)
 
     def _check_n_samples(self, n_samples: int) -> None:
         self._check_fitted()

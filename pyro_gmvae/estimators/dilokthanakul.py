@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -95,11 +96,14 @@ class DilokthanakulGMVAE(ClusteringEstimator):
             return module.loss  # the paper's bound, thresholded
         return super()._loss(module)
 
-    def log_likelihood(self, X, n_samples: int = 1000, seed: int = 0) -> np.ndarray:
-        raise NotImplementedError(
-            "the importance-weighted log-likelihood of DilokthanakulGMVAE (w, z and y) is not "
-            "available yet; score() gives the paper's bound"
-        )
+    def _importance_log_likelihood(self, x: torch.Tensor, n_samples: int) -> torch.Tensor:
+        """log-mean-exp of the importance weights of (w, z) ~ q(w | x) q(z | x), y summed out
+        (in chunks of 100 draws, to bound memory)."""
+        log_w = torch.cat(
+            [self.module_.log_importance_weights(x, min(100, n_samples - start))
+             for start in range(0, n_samples, 100)]
+        )  # fmt: skip
+        return torch.logsumexp(log_w, 0) - math.log(n_samples)
 
     def predict_proba(self, X) -> np.ndarray:
         """q(y | x) = E_q(z | x)[p(y | w, z)] at w = E_q[w], shape (N, K) (32 draws of z, the

@@ -181,6 +181,18 @@ class DilokthanakulModule(PyroModule):
         log_density = log_density - p_z.scale.log().sum(-1)
         return torch.softmax(log_density, -1).mean(0)
 
+    def log_importance_weights(self, x: torch.Tensor, n_draws: int) -> torch.Tensor:
+        """log p(x, w, z) - log q(w, z | x) for ``n_draws`` draws (w, z) ~ q per point, with y
+        summed out in p(z | w) = sum_k p(k) N(z | mu_k(w), sigma_k(w)); shape (n_draws, N).
+        Their mean estimates the ELBO, their log-mean-exp log p(x) (Burda et al., 2016)."""
+        q_w, q_z = self.q_w(x), self.q_z(x)
+        w, z = q_w.sample((n_draws,)), q_z.sample((n_draws,))
+        log_p_z = torch.logsumexp(self.prior_z(w).log_prob(z.unsqueeze(-2)), -1)
+        log_p_z = log_p_z - math.log(self.n_clusters)
+        log_p_w = dist.Normal(torch.zeros_like(w), 1.0).to_event(1).log_prob(w)
+        log_p_x = self.likelihood(self.decoder(z)).log_prob(x)
+        return log_p_x + log_p_w + log_p_z - q_w.log_prob(w) - q_z.log_prob(z)
+
     def latent_mean(self, x: torch.Tensor) -> torch.Tensor:
         return self.q_z(x).mean
 
