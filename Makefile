@@ -1,4 +1,4 @@
-.PHONY: install lint format test bench bench-priors bench-mutual bench-ar strip
+.PHONY: install lint format test bench bench-priors bench-mutual bench-ar bench-dilok study-dilok strip
 
 install:
 	python -m pip install -e ".[dev]"
@@ -31,6 +31,15 @@ bench-mutual:
 
 bench-ar:
 	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/ar_mixture.py
+
+# 30 epochs of MNIST-test per fit (the estimator's default is the paper's 100): the CPU budget
+bench-dilok:
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/dilokthanakul.py --epochs 30 --shard 0/2 & \
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/dilokthanakul.py --epochs 30 --shard 1/2; wait
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/dilokthanakul.py --epochs 30
+
+study-dilok:
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/dilokthanakul_study.py
 
 # Notebooks are committed without outputs.
 strip:

@@ -38,16 +38,21 @@ def shard_jobs(jobs: list, shard: str) -> list:
 class RunCache:
     """Finished fits, one JSON line each, so that an interrupted benchmark continues. A line
     counts only while its ``key`` (every parameter of the fit, from ``key(method, seed)``) is
-    what the fit would be now; lines of changed settings are ignored."""
+    what the fit would be now; lines of changed settings, of methods ``key`` does not know
+    (it raises ``KeyError``) and a line cut short by a killed process are ignored."""
 
     def __init__(self, path: Path, key: Callable[[str, int], dict]) -> None:
         self.path, self.key = path, key
         self.rows: dict[tuple[str, int], dict] = {}
         if path.exists():
             for line in path.read_text().splitlines():
-                row = json.loads(line)
-                stored = row.pop("key")
-                if stored == key(row["method"], row["seed"]):
+                try:
+                    row = json.loads(line)
+                    stored = row.pop("key")
+                    current = key(row["method"], row["seed"])
+                except (json.JSONDecodeError, KeyError):
+                    continue
+                if stored == current:
                     self.rows[row["method"], row["seed"]] = row
 
     def get(self, method: str, seed: int) -> dict | None:
@@ -78,8 +83,8 @@ def mnist_parser(doc: str) -> argparse.ArgumentParser:
 
 
 def summarise(runs: list[dict], names: list[str], keys: tuple[str, ...]) -> dict:
-    """Per method (in ``names``' order, those with runs): the mean, population sd and best of
-    each of ``keys`` over its runs, and the number of runs (``seeds``)."""
+    """Per method (in ``names``' order, those with runs): the mean, population sd and maximum
+    of each of ``keys`` over its runs, and the number of runs (``seeds``)."""
     out = {}
     for name in names:
         rows = [r for r in runs if r["method"] == name]
@@ -88,9 +93,21 @@ def summarise(runs: list[dict], names: list[str], keys: tuple[str, ...]) -> dict
                 k: {
                     "mean": statistics.fmean(r[k] for r in rows),
                     "sd": statistics.pstdev(r[k] for r in rows),
-                    "best": max(r[k] for r in rows),
+                    "max": max(r[k] for r in rows),
                 }
                 for k in keys
             }
             out[name]["seeds"] = len(rows)
     return out
+
+
+def refuse_published_paths(args, defaults: dict[str, str]) -> None:
+    """A smoke run (a subset, tiny networks) must not write over the published results: it
+    has to name its own output paths."""
+    if getattr(args, "n", None) or getattr(args, "tiny", False):
+        kept = [f"--{name}" for name, default in defaults.items() if getattr(args, name) == default]
+        if kept:
+            raise SystemExit(
+                "a smoke run (--n/--tiny) must not write the published files: pass "
+                + " ".join(kept)
+            )

@@ -31,7 +31,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RunCache, machine, mnist_parser, publish, shard_jobs, summarise  # noqa: E402
+from common import (  # noqa: E402
+    RunCache,
+    machine,
+    mnist_parser,
+    publish,
+    refuse_published_paths,
+    shard_jobs,
+    summarise,
+)  # noqa: E402
 
 from pyro_gmvae import (  # noqa: E402
     DilokthanakulGMVAE,
@@ -43,7 +51,7 @@ from pyro_gmvae import (  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
-BENCH_VERSION = 1  # bumped when a change of the library changes what a cached fit would give
+BENCH_VERSION = 2  # bumped when a change of the library changes what a cached fit would give
 # the paper's Table 1 (mean ± sd over its runs, best run), ACC in %
 PAPER = {
     (10, 1): (74.47, 10.20, 87.71),
@@ -51,8 +59,9 @@ PAPER = {
     (16, 1): (84.80, 3.11, 88.36),
     (16, 10): (90.24, 5.74, 97.50),
 }
+PUBLISHED = ("cache", "json", "markdown")  # what a smoke run must not write over
 SCORES = ("acc_hungarian", "acc_majority", "acc_paper_code", "nmi", "ari")
-SUMMARISED = (*SCORES, "clusters_used", "bound", "y_prior", "fit_seconds")
+SUMMARISED = (*SCORES, "clusters_used", "elbo", "y_prior", "fit_seconds")
 
 
 def configurations() -> dict[str, dict]:
@@ -88,7 +97,7 @@ def fit_one(X, y, options: dict, seed: int) -> dict:
         "ari": scores["ari"],
         # clusters holding at least 1% of the points: how many of the K the model uses
         "clusters_used": int((sizes >= 0.01 * len(X)).sum()),
-        "bound": model.score(X),  # the paper's bound without the threshold: the exact ELBO
+        "elbo": model.score(X),  # the exact ELBO (y summed out), not the paper's objective
         "y_prior": last["train_y_prior"],
         "acc_per_epoch": [h["acc"] for h in model.history_],
         "y_prior_per_epoch": [h["train_y_prior"] for h in model.history_],
@@ -105,7 +114,7 @@ def table(result: dict) -> str:
         f"{result['fit_threads']} torch thread(s) per fit. ACC in % as mean ± population sd "
         "over the seeds (best seed in brackets); "
         "paper: Table 1 of arXiv 1611.02648 (mean ± sd (best)). Grey levels with a Bernoulli "
-        "likelihood as in the paper's code, so the bound is not a binarised-MNIST "
+        "likelihood as in the paper's code, so the ELBO is not a binarised-MNIST "
         "log-likelihood.",
         "",
         "| K, M | seeds | ACC Hungarian | ACC majority | ACC paper's code | paper | NMI "
@@ -114,7 +123,7 @@ def table(result: dict) -> str:
     ]
 
     def pct(s):
-        return f"{100 * s['mean']:.1f} ± {100 * s['sd']:.1f} ({100 * s['best']:.1f})"
+        return f"{100 * s['mean']:.1f} ± {100 * s['sd']:.1f} ({100 * s['max']:.1f})"
 
     for name, s in result["summary"].items():
         config = result["configurations"][name]
@@ -124,7 +133,7 @@ def table(result: dict) -> str:
         lines.append(
             f"| {name} | {s['seeds']} | {pct(s['acc_hungarian'])} | {pct(s['acc_majority'])} "
             f"| {pct(s['acc_paper_code'])} | {paper} | {s['nmi']['mean']:.3f} "
-            f"| {s['clusters_used']['mean']:.1f} of {k} | {s['bound']['mean']:.1f} "
+            f"| {s['clusters_used']['mean']:.1f} of {k} | {s['elbo']['mean']:.1f} "
             f"| {s['fit_seconds']['mean']:.0f} |"
         )
     lines += [
@@ -147,6 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--json", default=str(RESULTS / "dilokthanakul.json"))
     p.add_argument("--markdown", default=str(DOCS / "dilokthanakul.md"))
     args = p.parse_args(argv)
+    refuse_published_paths(args, {name: p.get_default(name) for name in PUBLISHED})
 
     data = load_mnist_test(args.mnist).subset(args.n, seed=0)
     X, y = data.X, data.y
@@ -160,7 +170,13 @@ def main(argv: list[str] | None = None) -> dict:
         return {"n": len(X), "version": BENCH_VERSION, **model.configuration()}
 
     cache = RunCache(Path(args.cache), key)
-    jobs = [(seed, name) for name in list(configs)[: args.rows] for seed in args.seeds]
+    rows = list(configs)[: args.rows]
+    # the cheap one-draw rows first, seed by seed, so that a run cut short has whole seeds of
+    # the rows it reached; alternate jobs go to alternate shards
+    jobs = sorted(
+        ((seed, name) for name in rows for seed in args.seeds),
+        key=lambda job: (configs[job[1]]["n_samples"], job[0], rows.index(job[1])),
+    )
     for seed, name in shard_jobs(jobs, args.shard):
         if cache.get(name, seed) is None:
             row = fit_one(X, y, {**extra, **configs[name]}, seed)

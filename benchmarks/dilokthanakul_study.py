@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from sklearn.cluster import KMeans  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, publish  # noqa: E402
+from common import machine, publish, refuse_published_paths  # noqa: E402
 
 from pyro_gmvae import (  # noqa: E402
     AE,
@@ -94,14 +94,11 @@ def study(name: str, data, epochs: int, seed: int, folder: Path, tiny: bool) -> 
             )
             plots.plot_same_w_samples(model, 8, seed, path=folder / f"{name}_same_w.png")
         elif model_name == "VAE":
-            samples = model.sample(100, seed=seed)
             if X.shape[1] == 1:
-                fig, ax = plt.subplots(figsize=(7, 3))
-                ax.hist([X.numpy().ravel(), samples.ravel()], 80, density=True,
-                        label=["data", "VAE samples"])  # fmt: skip
-                ax.legend()
-                fig.savefig(folder / f"{name}_vae_samples.png", dpi=100)
+                samples = model.sample(2000, seed=seed)[None]
+                plots.plot_samples_1d(X.numpy(), samples, path=folder / f"{name}_vae_samples.png")
             else:
+                samples = model.sample(100, seed=seed)
                 plots.image_grid(samples, model.image_shape_, 10, title="VAE samples from p(x)",
                                  path=folder / f"{name}_vae_samples.png")  # fmt: skip
         plots.plot_latent_pca(
@@ -149,6 +146,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--json", default=str(RESULTS / "dilokthanakul_study.json"))
     p.add_argument("--markdown", default=str(DOCS / "dilokthanakul_study.md"))
     args = p.parse_args(argv)
+    published = ("figures", "json", "markdown")
+    refuse_published_paths(args, {name: p.get_default(name) for name in published})
 
     folder = Path(args.figures)
     folder.mkdir(parents=True, exist_ok=True)

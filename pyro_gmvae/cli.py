@@ -109,12 +109,22 @@ def _replace_run(staging: Path, out: Path) -> None:
     shutil.rmtree(old)
 
 
-def _plot_samples(model: LatentEstimator, n: int, seed: int, path: Path) -> np.ndarray:
-    """Samples per cluster (GMVAE) or a grid of 10 rows of ``n`` (VAE); returns them."""
+def _plot_samples(
+    model: LatentEstimator, n: int, seed: int, path: Path, data: np.ndarray | None = None
+) -> np.ndarray:
+    """Samples per cluster (GMVAE) or a grid of 10 rows of ``n`` (VAE); for one-dimensional
+    data, histograms (beside ``data``'s when given). Returns them."""
     from . import plots
 
     if isinstance(model, AE):
         raise ValueError("an autoencoder has no prior on z to sample from")
+    if model.n_features_in_ == 1:
+        if model.has_clusters:
+            samples = plots.cluster_samples(model, n, seed)
+        else:
+            samples = model.sample(10 * n, seed=seed)[None]
+        plots.plot_samples_1d(data, samples, path=path)
+        return samples
     if isinstance(model, GMVAE | VAEGMM | DilokthanakulGMVAE):
         samples = plots.cluster_samples(model, n, seed)
         plots.plot_cluster_samples(model, path=path, samples=samples)
@@ -133,9 +143,8 @@ def _figures(model: LatentEstimator, data: Dataset, folder: Path, seed: int) -> 
     labels = None if data.y is None else data.y[:n]
     clusters = model.predict(X) if model.has_clusters else None
     if data.name in NOT_IMAGES:  # not pixels: histograms and a linear latent map
-        if model.has_clusters:
-            samples = plots.cluster_samples(model, 200, seed)
-            plots.plot_samples_1d(data.X.numpy(), samples, path=folder / "samples.png")
+        if not isinstance(model, AE):
+            _plot_samples(model, 200, seed, folder / "samples.png", data.X.numpy())
         plots.plot_latent_pca(
             model.transform(X), clusters, labels, seed=seed, path=folder / "latent_pca.png"
         )
@@ -198,6 +207,8 @@ def _model(args: argparse.Namespace, epochs: int | None) -> LatentEstimator:
     )
     if args.binarize is not None:
         options["binarize"] = args.binarize
+    elif args.dataset in NOT_IMAGES:  # no pixels to binarise (VAEGMM binarises by default)
+        options["binarize"] = False
     if args.model != DILOKTHANAKUL:
         _refuse(dilok, "this model (only to --model dilokthanakul)")
     if args.model in (DILOKTHANAKUL, MUTUAL):

@@ -156,23 +156,31 @@ def plot_latent_pca(
 
 
 def plot_samples_1d(
-    X: np.ndarray,
+    X: np.ndarray | None,
     samples: np.ndarray,
     bins: int = 80,
     path: str | Path | None = None,
 ) -> Figure:
-    """One-dimensional data: the data's histogram above stacked histograms of samples drawn
-    from each cluster (``samples``: (K, n, 1), as :func:`cluster_samples` returns), on the
-    same axis."""
-    X, samples = np.asarray(X).ravel(), np.asarray(samples)
-    edges = np.histogram_bin_edges(np.concatenate([X, samples.ravel()]), bins)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
-    top.hist(X, edges, color="grey")
-    top.set_title("data")
-    bottom.hist(list(samples.reshape(len(samples), -1)), edges, stacked=True,
-                label=[f"cluster {k}" for k in range(len(samples))])  # fmt: skip
-    bottom.set_title("samples per cluster")
-    bottom.legend(fontsize=6, ncol=2)
+    """One-dimensional data: the data's histogram (when ``X`` is given) above stacked
+    histograms of what the model generates, one colour per cluster (``samples``: (K, n, 1), as
+    :func:`cluster_samples` returns; K = 1 for a model without clusters). The model's
+    ``sample`` gives decoder means E[x | z] for z drawn from the prior, without the
+    likelihood's noise, and the panel says so."""
+    samples = np.asarray(samples)
+    values = samples.ravel() if X is None else np.concatenate([np.ravel(X), samples.ravel()])
+    edges = np.histogram_bin_edges(values, bins)
+    fig, axes = plt.subplots(1 + (X is not None), 1, figsize=(7, 2.5 + 2.5 * (X is not None)),
+                             sharex=True, squeeze=False)  # fmt: skip
+    if X is not None:
+        axes[0, 0].hist(np.ravel(X), edges, color="grey")
+        axes[0, 0].set_title("data")
+    ax = axes[-1, 0]
+    labels = [f"cluster {k}" for k in range(len(samples))] if len(samples) > 1 else None
+    ax.hist(list(samples.reshape(len(samples), -1)), edges, stacked=True, label=labels)
+    title = "decoder means E[x | z], z from the prior"
+    ax.set_title(title + (" of each cluster" if labels else ""))
+    if labels:
+        ax.legend(fontsize=6, ncol=2)
     return _finish(fig, path)
 
 

@@ -55,10 +55,24 @@ class EpochShuffleSampler(Sampler[int]):
 
 
 class EpochBatches(BatchSampler):
-    """Batches of an :class:`EpochShuffleSampler`'s indices; passes the epoch on to it."""
+    """Batches of an :class:`EpochShuffleSampler`'s indices; passes the epoch on to it. A last
+    batch of one point joins the one before (batch norm needs two points to train on)."""
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
+
+    def _single_left_over(self) -> bool:
+        n = len(self.sampler)
+        return n > self.batch_size and n % self.batch_size == 1
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = list(super().__iter__())
+        if self._single_left_over():
+            batches[-2].extend(batches.pop())
+        yield from batches
+
+    def __len__(self) -> int:
+        return super().__len__() - self._single_left_over()
 
 
 def make_loader(
@@ -221,7 +235,9 @@ def local_seed(seed: int) -> Iterator[None]:
 
 @torch.no_grad()
 def monitor_terms(module: torch.nn.Module, X: torch.Tensor, batch_size: int = 1000) -> dict:
-    """Mean ELBO terms over ``X`` and, for models with clusters, predicted clusters."""
+    """Mean ELBO terms over ``X`` and, for models with clusters, predicted clusters. The
+    negative sum of the terms is logged as ``train_elbo``, or under the module's own
+    ``terms_total`` name where the terms add up to something else."""
     was_training = module.training
     module.eval()
     sums: dict[str, float] = {}
@@ -234,7 +250,7 @@ def monitor_terms(module: torch.nn.Module, X: torch.Tensor, batch_size: int = 10
             labels.append(module.cluster_probs(x).argmax(-1).cpu())
     module.train(was_training)
     terms = {f"train_{k}": v / len(X) for k, v in sums.items()}
-    terms["train_elbo"] = -sum(terms.values())
+    terms[f"train_{getattr(module, 'terms_total', 'elbo')}"] = -sum(terms.values())
     return {"terms": terms, "labels": torch.cat(labels).numpy() if labels else None}
 
 

@@ -391,3 +391,11 @@ def test_the_one_dimensional_mixture_trains_with_a_gaussian_likelihood(tmp_path)
     assert summary["n"] == 300 and "scores" in summary
     figures = sorted(p.name for p in (out / "figures").iterdir())
     assert figures == ["latent_pca.png", "samples.png", "training_curves.png"]
+
+
+def test_data_that_are_not_pixels_are_not_binarised_by_default():
+    from pyro_gmvae.cli import _model, build_parser
+
+    args = build_parser().parse_args(["train", "--model", "vae-gmm", "--dataset", "mixture-1d"])
+    model = _model(args, None)
+    assert model.binarize is False and model.likelihood == "gaussian"

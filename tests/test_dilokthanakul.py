@@ -9,13 +9,21 @@ import pytest
 import torch
 from pyro import poutine
 
-from pyro_gmvae.models.dilokthanakul import DilokthanakulModule
+from pyro_gmvae.models.dilokthanakul import PRIOR_HEAD_INIT_SCALE, DilokthanakulModule
 
 
 def _module(**kw):
+    """A tiny module whose K components are made clearly distinct (Xavier-scale weights and
+    random biases in the prior heads, instead of the almost-equal start), so that a check that
+    mixes them up, or forgets to sum over y, fails."""
     torch.manual_seed(0)
     options = dict(n_clusters=3, latent_dim=2, w_dim=2, hidden_dims=(8,), n_samples=2)
-    return DilokthanakulModule(5, **{**options, **kw}).double()
+    module = DilokthanakulModule(5, **{**options, **kw}).double()
+    with torch.no_grad():
+        for layer in (module.prior_head.loc, module.prior_head.var):
+            layer.weight.div_(PRIOR_HEAD_INIT_SCALE)
+            layer.bias.normal_()
+    return module
 
 
 def _x():
@@ -39,7 +47,7 @@ def test_the_papers_bound_equals_a_hand_written_computation():
     terms = {k: v.detach().numpy() for k, v in module.elbo_terms(x).items()}
     torch.manual_seed(1)  # the same draws, in the same order: w, then z
     with torch.no_grad():
-        q_w, q_z = module.q_w(x), module.q_z(x)
+        q_w, q_z = module.q(x)
         w, z = q_w.rsample((2,)).numpy(), q_z.rsample((2,)).numpy()
         logits = module.decoder(torch.from_numpy(z)).numpy()
         p_z = module.prior_z(torch.from_numpy(w))
@@ -92,8 +100,8 @@ def test_the_posterior_of_y_is_the_normalised_prior_density():
     module = _module()
     w, z = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
     with torch.no_grad():
-        log_r = module.cluster_log_posterior(w, z)
         p_z = module.prior_z(w)
+        log_r = module.cluster_log_posterior(p_z, z)
         dens = torch.stack([
             torch.distributions.Normal(p_z.base_dist.loc[:, k], p_z.base_dist.scale[:, k])
             .log_prob(z).sum(-1).exp()
@@ -115,7 +123,8 @@ def test_the_exact_elbo_sums_y_out_in_the_model():
         log_mix = (module.prior_z(w).log_prob(z.unsqueeze(-2)) - math.log(3)).logsumexp(-1)
         log_px = module.likelihood(module.decoder(z)).log_prob(x)
         log_pw = torch.distributions.Normal(0.0, 1.0).log_prob(w).sum(-1)
-        log_q = module.q_w(x).log_prob(w) + module.q_z(x).log_prob(z)
+        q_w, q_z = module.q(x)
+        log_q = q_w.log_prob(w) + q_z.log_prob(z)
     assert -loss == pytest.approx(float((log_px + log_mix + log_pw - log_q).sum()), rel=1e-10)
 
 
@@ -151,11 +160,12 @@ def test_estimator_fits_logs_its_terms_and_round_trips(objective, digits_small, 
     other, _ = a.sample(5, cluster=1, w=np.full((5, 2), 3.0), seed=0)
     assert not np.allclose(X, other)  # the given w is used
     x = digits_small.X[:20]
-    np.testing.assert_array_equal(a.predict_proba(x), a.module_.cluster_probs(x).numpy())
     binary = (x > 0.5).float()  # a log-likelihood needs binary data under a Bernoulli
     log_px = a.log_likelihood(binary, n_samples=200)
     assert log_px.shape == (20,) and np.isfinite(log_px).all()
     assert log_px.mean() > a.score(binary)  # the IW bound is tighter than the ELBO
+    paper = -sum(v.mean() for v in a.module_.elbo_terms(binary).values())
+    assert abs(paper.item() - a.score(binary)) > 1e-3  # score is not the paper's objective
     loaded = DilokthanakulGMVAE.load(a.save(tmp_path / "m.pt"))
     np.testing.assert_array_equal(loaded.predict_proba(digits_small.X), proba)
 
@@ -191,17 +201,19 @@ def test_cluster_probabilities_average_r_over_draws_of_z():
     """q(y | x) = E_q(z | x)[r(E[w], z)]: against 20,000 independent draws, and measurably
     not r at z's mean (components made distinct by undoing the small start)."""
     module, x = _module(), _x()
+    module.eval()
     with torch.no_grad():
-        module.prior_head.loc.weight.mul_(100.0)
-        module.prior_head.var.weight.mul_(100.0)
-        module.eval()
-        w, q_z = module.q_w(x).mean, module.q_z(x)
-        r = module.cluster_log_posterior(w.expand(20000, -1, -1), q_z.sample((20000,))).exp()
-        at_mean = module.cluster_log_posterior(w, q_z.mean).exp()
+        q_w, q_z = module.q(x)
+        p_z = module.prior_z(q_w.mean)
+        r = module.cluster_log_posterior(p_z, q_z.sample((20000,))).exp()
+        at_mean = module.cluster_log_posterior(p_z, q_z.mean).exp()
         probs = module.cluster_probs(x, n_draws=20000, seed=1)
     error, gap = (probs - r.mean(0)).abs().max(), (at_mean - r.mean(0)).abs().max()
     assert error < 0.01 < gap, (error, gap)
-    assert torch.equal(module.cluster_probs(x), module.cluster_probs(x))  # its own generator
+    state = torch.get_rng_state()
+    alone = torch.cat([module.cluster_probs(x[i : i + 1]) for i in range(len(x))])
+    torch.testing.assert_close(module.cluster_probs(x), alone)  # each point on its own
+    assert torch.equal(torch.get_rng_state(), state)  # its own generator
 
 
 def test_importance_weighted_log_likelihood_equals_numerical_integration():
@@ -210,6 +222,12 @@ def test_importance_weighted_log_likelihood_equals_numerical_integration():
     mean (the ELBO) must stay below it."""
     module = _module(latent_dim=1, w_dim=1).eval()
     x = _x()
+    with torch.no_grad():  # a broad guide, N(0, 3^2) for w and z, so that 50,000 draws suffice
+        for head in (module.q_w_head, module.q_z_head):
+            head.loc.weight.zero_(), head.var.weight.zero_(), head.var.bias.fill_(9.0)
+    with torch.no_grad():  # the mixture differs from each of its components
+        p_z = module.prior_z(torch.zeros(1, 1, dtype=torch.float64)).base_dist
+    assert (p_z.loc[0, :, 0] - p_z.loc[0, 0, 0]).abs().max() > 0.3
     w = torch.linspace(-8, 8, 801, dtype=torch.float64)
     z = torch.linspace(-12, 12, 1201, dtype=torch.float64)
     with torch.no_grad():
@@ -225,3 +243,25 @@ def test_importance_weighted_log_likelihood_equals_numerical_integration():
     estimate = torch.logsumexp(log_w, 0) - math.log(50000)
     np.testing.assert_allclose(estimate.numpy(), exact.numpy(), atol=0.02)
     assert (log_w.mean(0) < exact).all()
+
+
+def test_a_last_batch_of_one_point_joins_the_one_before():
+    """Batch norm cannot train on one point: 51 points in batches of 50 give one batch of 51
+    (every point seen once), and the fit goes through."""
+    from pyro_gmvae import make_mixture_1d
+    from pyro_gmvae.training import make_loader
+
+    for n, sizes in ((101, [50, 51]), (100, [50, 50]), (1, [1]), (52, [50, 2])):
+        loader = make_loader(torch.arange(n), 50, seed=0)
+        batches = [b[0] for b in loader]
+        assert [len(b) for b in batches] == sizes and len(loader) == len(sizes)
+        assert sorted(torch.cat(batches).tolist()) == list(range(n))
+    data = make_mixture_1d(51, n_components=3, seed=0)
+    _tiny(batch_size=50, epochs=1, likelihood="gaussian", n_clusters=2).fit(data.X)
+
+
+def test_binarizing_data_outside_the_unit_interval_is_refused():
+    from pyro_gmvae import make_mixture_1d
+
+    with pytest.raises(ValueError, match="binarize=True"):
+        _tiny(binarize=True, likelihood="gaussian").fit(make_mixture_1d(100, 3).X)

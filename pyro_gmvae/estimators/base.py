@@ -239,6 +239,12 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
         X, image_shape = as_data_tensor(X, None if fitting else self.n_features_in_)
         if fitting:
             self.n_features_in_, self.image_shape_ = X.shape[1], image_shape
+            if self.binarize and not bool(((X >= 0) & (X <= 1)).all()):
+                raise ValueError(
+                    "binarize=True draws x ~ Bernoulli(value) and needs values in [0, 1]; "
+                    f"this data spans [{float(X.min()):.3g}, {float(X.max()):.3g}] "
+                    "(pass binarize=False)"
+                )
         make_likelihood(self.likelihood).validate(X)
         return X
 

@@ -10,9 +10,11 @@ import numpy as np
 import torch
 
 from ..models.dilokthanakul import DilokthanakulModule
+from ..training import local_seed
 from .base import COMMON_DOC, ClusteringEstimator, base_params, check_positive_int
 
 OBJECTIVES = ("paper", "elbo")
+ELBO_DRAWS = 10  # draws of (w, z) per point in score_samples
 
 
 class DilokthanakulGMVAE(ClusteringEstimator):
@@ -27,15 +29,17 @@ class DilokthanakulGMVAE(ClusteringEstimator):
     latent_dim : size of z; ``w_dim``: size of w.
     n_samples : M, the draws of (w, z) per point in the paper's bound.
     threshold : lambda, the y-prior term's threshold (max(lambda, its batch mean), in nats).
-    objective : ``"paper"`` (default): the paper's bound with the threshold (its terms are
-        logged per epoch: ``train_reconstruction``, ``train_conditional_prior``,
-        ``train_kl_w``, ``train_y_prior``); ``"elbo"``: the exact ELBO with y summed out in
-        the model (``TraceEnum_ELBO``), no threshold.
+    objective : ``"paper"`` (default): the paper's objective with the threshold (its terms
+        are logged per epoch: ``train_reconstruction``, ``train_conditional_prior``,
+        ``train_kl_w``, ``train_y_prior``, and their total ``train_paper_bound``);
+        ``"elbo"``: the exact ELBO with y summed out in the model (``TraceEnum_ELBO``), no
+        threshold. ``score`` reports the exact ELBO either way.
     """
         + COMMON_DOC
         + """
     Also ``labels_`` and ``cluster_weights_``. Clusters are predicted by
-    q(y | x) = E_q(z | x)[p(y | w, z)] at w = E_q[w] (32 draws of z, the same for every call).
+    q(y | x) = E_q(z | x)[p(y | w, z)] at w = E_q[w] (32 draws of z with fixed noise: a
+    point's probabilities do not depend on the call or on the other points).
     """
     )
 
@@ -88,13 +92,25 @@ class DilokthanakulGMVAE(ClusteringEstimator):
             x_dim, self.n_clusters, self.latent_dim, self.w_dim, tuple(self.hidden_dims),
             self.likelihood, self.n_samples, self.threshold,
         )  # fmt: skip
-        module.objective = self.objective
         return module
 
     def _loss(self, module: DilokthanakulModule):
         if self.objective == "paper":
             return module.loss  # the paper's bound, thresholded
         return super()._loss(module)
+
+    def score_samples(self, X) -> np.ndarray:
+        """The ELBO of each sample in nats, y summed out in p(z | w): the mean over 10 draws
+        (w, z) ~ q(w | x) q(z | x) of log p(x, w, z) - log q(w, z | x) (the quantity
+        ``objective="elbo"`` maximises; the paper's objective, whose terms ``history_``
+        logs, is another quantity). The draws come from a generator seeded by ``seed``; the
+        caller's random state is left alone."""
+        self._check_fitted()
+        X = self._data(X)
+        with local_seed(self.seed):
+            return self._batched(
+                lambda x: self.module_.log_importance_weights(x, ELBO_DRAWS).mean(0), X
+            ).numpy()
 
     def _importance_log_likelihood(self, x: torch.Tensor, n_samples: int) -> torch.Tensor:
         """log-mean-exp of the importance weights of (w, z) ~ q(w | x) q(z | x), y summed out
@@ -106,8 +122,9 @@ class DilokthanakulGMVAE(ClusteringEstimator):
         return torch.logsumexp(log_w, 0) - math.log(n_samples)
 
     def predict_proba(self, X) -> np.ndarray:
-        """q(y | x) = E_q(z | x)[p(y | w, z)] at w = E_q[w], shape (N, K) (32 draws of z, the
-        same for every call)."""
+        """q(y | x) = E_q(z | x)[p(y | w, z)] at w = E_q[w], shape (N, K) (32 draws of z with
+        fixed noise: a point's probabilities do not depend on the call or on the other
+        points)."""
         return super().predict_proba(X)
 
     @torch.no_grad()

@@ -15,7 +15,7 @@ prior on y is uniform). A point's cluster posterior is E_q(z | x)[r(E_q[w], z)].
 Two objectives fit it:
 
 * ``model`` / ``guide`` with ``TraceEnum_ELBO``: y enumerated in the model, i.e. the exact ELBO
-  with the optimal q(y | w, z) = r(w, z);
+  with the optimal q(y | w, z) = r(w, z) (what ``score`` reports);
 * :meth:`DilokthanakulModule.loss`, the paper's bound, per point and averaged over M draws of
   (w, z) ~ q:
   reconstruction E[-log p(x | z)], the conditional prior term
@@ -23,7 +23,13 @@ Two objectives fit it:
   KL(q(w | x) || N(0, I)) (analytic), and the y-prior term E[KL(r(w, z) || Cat(1/K))], the last
   thresholded: max(lambda, its batch mean) (Kingma et al.'s free bits), so that it pushes the
   cluster posterior toward uniform only once it carries more than lambda nats. The paper calls
-  this last one the "z-prior term" (its z is this y).
+  this last one the "z-prior term" (its z is this y). Without the threshold the four terms
+  are the paper's objective, which is not the ELBO: r at the drawn z weights the analytic KL
+  over z.
+
+This follows the paper's text. The authors' released code differs: it adds a recognition
+network q(y | x), weights the conditional prior term by it, penalises the entropy of r instead
+of thresholding, and uses a convolutional network for MNIST.
 """
 
 from __future__ import annotations
@@ -49,6 +55,10 @@ PRIOR_HEAD_INIT_SCALE = 0.01  # the prior heads' weights, relative to Xavier's
 
 class DilokthanakulModule(PyroModule):
     """The model/guide pair and the paper's bound (see the module's docstring)."""
+
+    # the paper's terms add up to its bound, not to the ELBO: r at the drawn z weights the KL
+    # over z, so they equal the ELBO only while r does not depend on z
+    terms_total = "paper_bound"
 
     def __init__(
         self,
@@ -90,13 +100,15 @@ class DilokthanakulModule(PyroModule):
             self.prior_head.var.weight.mul_(PRIOR_HEAD_INIT_SCALE)
 
     # ----------------------------------------------------------------- distributions
-    def q_w(self, x: torch.Tensor) -> dist.Distribution:
-        loc, var = self.q_w_head(self.encoder(x))
-        return dist.Normal(loc, var.sqrt()).to_event(1)
-
-    def q_z(self, x: torch.Tensor) -> dist.Distribution:
-        loc, var = self.q_z_head(self.encoder(x))
-        return dist.Normal(loc, var.sqrt()).to_event(1)
+    def q(self, x: torch.Tensor) -> tuple[dist.Distribution, dist.Distribution]:
+        """q(w | x) and q(z | x), from one pass of the encoder (so that batch norm sees each
+        batch once)."""
+        h = self.encoder(x)
+        (w_loc, w_var), (z_loc, z_var) = self.q_w_head(h), self.q_z_head(h)
+        return (
+            dist.Normal(w_loc, w_var.sqrt()).to_event(1),
+            dist.Normal(z_loc, z_var.sqrt()).to_event(1),
+        )
 
     def prior_z(self, w: torch.Tensor) -> dist.Distribution:
         """p(z | w, y = k) for every k: batch (..., K), event (latent_dim,)."""
@@ -104,10 +116,11 @@ class DilokthanakulModule(PyroModule):
         shape = (*w.shape[:-1], self.n_clusters, self.latent_dim)
         return dist.Normal(loc.reshape(shape), var.sqrt().reshape(shape)).to_event(1)
 
-    def cluster_log_posterior(self, w: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log r_k(w, z) = log p(y = k | w, z), (..., K): the prior on y is uniform, so this is
-        the softmax of log N(z | mu_k(w), sigma_k(w)) over k."""
-        return F.log_softmax(self.prior_z(w).log_prob(z.unsqueeze(-2)), -1)
+    @staticmethod
+    def cluster_log_posterior(p_z: dist.Distribution, z: torch.Tensor) -> torch.Tensor:
+        """log r_k(w, z) = log p(y = k | w, z), (..., K), from ``p_z = prior_z(w)``: the prior
+        on y is uniform, so this is the softmax of log N(z | mu_k(w), sigma_k(w)) over k."""
+        return F.log_softmax(p_z.log_prob(z.unsqueeze(-2)), -1)
 
     # ----------------------------------------------------------------- model and guide
     def elbo(self) -> ELBO:
@@ -131,20 +144,24 @@ class DilokthanakulModule(PyroModule):
 
     def guide(self, x: torch.Tensor) -> None:
         with pyro.plate("data", x.shape[0]):
-            pyro.sample("w", self.q_w(x))
-            pyro.sample("z", self.q_z(x))
+            q_w, q_z = self.q(x)
+            pyro.sample("w", q_w)
+            pyro.sample("z", q_z)
 
     # ----------------------------------------------------------------- the paper's bound
     def elbo_terms(self, x: torch.Tensor, n_samples: int | None = None) -> dict:
         """The paper's four terms per point (nats, averaged over M draws of (w, z)):
         ``reconstruction``, ``conditional_prior``, ``kl_w`` and ``y_prior`` (before the
-        threshold); without the threshold their sum is the negative of the paper's bound."""
+        threshold); without the threshold their sum is the negative of the paper's bound. That
+        is not the ELBO (see :meth:`log_importance_weights`): r at the drawn z weights the
+        analytic KL over z, which equals E_z[sum_k r_k (log q(z) - log p(z | w, k))] only
+        while r does not depend on z."""
         M = n_samples or self.n_samples
-        q_w, q_z = self.q_w(x), self.q_z(x)
+        q_w, q_z = self.q(x)
         w, z = q_w.rsample((M,)), q_z.rsample((M,))  # (M, N, .)
         reconstruction = -self.likelihood(self.decoder(z)).log_prob(x).mean(0)
         p_z = self.prior_z(w)  # batch (M, N, K)
-        log_r = F.log_softmax(p_z.log_prob(z.unsqueeze(-2)), -1)
+        log_r = self.cluster_log_posterior(p_z, z)
         r = log_r.exp()
         q = dist.Normal(q_z.base_dist.loc.unsqueeze(-2), q_z.base_dist.scale.unsqueeze(-2))
         kl_z = kl_divergence(q.to_event(1), p_z)  # (M, N, K): analytic per cluster
@@ -165,27 +182,36 @@ class DilokthanakulModule(PyroModule):
     # ----------------------------------------------------------------- posteriors
     @torch.no_grad()
     def cluster_probs(self, x: torch.Tensor, n_draws: int = 32, seed: int = 0) -> torch.Tensor:
-        """q(y | x) = E_q(z | x)[p(y | w, z)] at w = E_q[w] (N, K), by ``n_draws`` draws of z
-        from a generator of its own (a deterministic function of x; the global random state
-        is left alone). The draws matter: at z's mean alone, the component of smallest scale
-        wins wherever the means are close. w stays at its mean because the K prior networks
-        then run once, not once per draw."""
-        q_z = self.q_z(x)
-        p_z = self.prior_z(self.q_w(x).mean).base_dist  # batch (N, K)
-        loc, scale = q_z.base_dist.loc, q_z.base_dist.scale
+        """q(y | x) = E_q(z | x)[p(y | w, z)] at w = E_q[w] (N, K), by ``n_draws`` draws of z.
+
+        The draws matter: at z's mean alone, the component of smallest scale wins wherever the
+        means are close. w stays at its mean because the K prior networks then run once, not
+        once per draw. The standard-normal noise of the draws comes from a generator of its
+        own, seeded by ``seed``, and is the same for every point, so a point's probabilities
+        depend on that point alone, not on the batch it is in; the global random state is
+        left alone."""
+        q_w, q_z = self.q(x)
+        p_z = self.prior_z(q_w.mean).base_dist  # batch (N, K), event D
         generator = torch.Generator(x.device).manual_seed(seed)
-        noise = torch.randn((n_draws, *loc.shape), generator=generator, device=x.device)
-        z = (loc + scale * noise).unsqueeze(-2)  # (S, N, 1, D)
-        # log N(z | mu_k, sigma_k) up to a constant, with the sum of log sigma_k computed once
-        log_density = -0.5 * ((z - p_z.loc) / p_z.scale).square().sum(-1)
-        log_density = log_density - p_z.scale.log().sum(-1)
-        return torch.softmax(log_density, -1).mean(0)
+        noise = torch.randn((n_draws, 1, self.latent_dim), generator=generator, device=x.device)
+        z = (q_z.base_dist.loc + q_z.base_dist.scale * noise).double()  # (S, N, D)
+        # sum_d (z - mu)^2 / sigma^2, expanded so that no (S, N, K, D) array is made; in double
+        # precision, as the expanded terms cancel
+        precision = p_z.scale.double().pow(-2)  # (N, K, D)
+        mu = p_z.loc.double()
+        quadratic = (
+            torch.einsum("snd,nkd->snk", z.square(), precision)
+            - 2 * torch.einsum("snd,nkd->snk", z, mu * precision)
+            + (mu.square() * precision).sum(-1)
+        )
+        log_density = -0.5 * quadratic - p_z.scale.double().log().sum(-1)
+        return torch.softmax(log_density, -1).mean(0).to(x.dtype)
 
     def log_importance_weights(self, x: torch.Tensor, n_draws: int) -> torch.Tensor:
         """log p(x, w, z) - log q(w, z | x) for ``n_draws`` draws (w, z) ~ q per point, with y
         summed out in p(z | w) = sum_k p(k) N(z | mu_k(w), sigma_k(w)); shape (n_draws, N).
         Their mean estimates the ELBO, their log-mean-exp log p(x) (Burda et al., 2016)."""
-        q_w, q_z = self.q_w(x), self.q_z(x)
+        q_w, q_z = self.q(x)
         w, z = q_w.sample((n_draws,)), q_z.sample((n_draws,))
         log_p_z = torch.logsumexp(self.prior_z(w).log_prob(z.unsqueeze(-2)), -1)
         log_p_z = log_p_z - math.log(self.n_clusters)
@@ -194,10 +220,10 @@ class DilokthanakulModule(PyroModule):
         return log_p_x + log_p_w + log_p_z - q_w.log_prob(w) - q_z.log_prob(z)
 
     def latent_mean(self, x: torch.Tensor) -> torch.Tensor:
-        return self.q_z(x).mean
+        return self.q(x)[1].mean
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self.likelihood.mean(self.decoder(self.q_z(x).mean))
+        return self.likelihood.mean(self.decoder(self.q(x)[1].mean))
 
     def generate(self, clusters: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
         """The mean of p(x | z) for z ~ p(z | w, y) with the given clusters; w ~ N(0, I) unless
