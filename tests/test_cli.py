@@ -391,6 +391,8 @@ def test_the_one_dimensional_mixture_trains_with_a_gaussian_likelihood(tmp_path)
     assert summary["n"] == 300 and "scores" in summary
     figures = sorted(p.name for p in (out / "figures").iterdir())
     assert figures == ["latent_pca.png", "samples.png", "training_curves.png"]
+    assert main(["sample", str(out), "--npy"]) == 0  # histograms, not 1x1 "images"
+    assert np.load(out / "figures" / "samples_seed0.npy").shape == (3, 10, 1)
 
 
 def test_data_that_are_not_pixels_are_not_binarised_by_default():
