@@ -152,6 +152,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--epochs", type=int, default=DilokthanakulGMVAE().epochs)
     p.add_argument("--rows", type=int, default=None, help="fit only the first ROWS rows")
     p.add_argument("--tiny", action="store_true", help="small networks (smoke tests)")
+    p.add_argument(
+        "--no-fit", action="store_true", help="publish the cached fits only (a run cut short)"
+    )
     p.add_argument("--cache", default=str(RESULTS / "dilokthanakul.runs.jsonl"))
     p.add_argument("--json", default=str(RESULTS / "dilokthanakul.json"))
     p.add_argument("--markdown", default=str(DOCS / "dilokthanakul.md"))
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
         ((seed, name) for name in rows for seed in args.seeds),
         key=lambda job: (configs[job[1]]["n_samples"], job[0], rows.index(job[1])),
     )
-    for seed, name in shard_jobs(jobs, args.shard):
+    for seed, name in [] if args.no_fit else shard_jobs(jobs, args.shard):
         if cache.get(name, seed) is None:
             row = fit_one(X, y, {**extra, **configs[name]}, seed)
             cache.add(name, seed, row)

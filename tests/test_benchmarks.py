@@ -220,6 +220,8 @@ def test_dilokthanakul_benchmark_tiny_in_shards(mnist_dir, tmp_path):
     tiny += ["--json", str(out_json), "--markdown", str(out_md)]
     assert bench.main([*tiny, "--shard", "1/2"]) == {} and not out_json.exists()
     assert len(cache.read_text().splitlines()) == 1  # the second row only
+    partial = bench.main([*tiny, "--no-fit"])  # publishes the cached fit, fits nothing
+    assert list(partial["summary"]) == ["K=10, M=10"] and len(cache.read_text().splitlines()) == 1
     result = bench.main(tiny)
     assert len(cache.read_text().splitlines()) == 2  # the cached fit was not repeated
     assert list(result["summary"]) == ["K=10, M=1 (defaults)", "K=10, M=10"]
