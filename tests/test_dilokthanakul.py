@@ -166,6 +166,11 @@ def test_estimator_fits_logs_its_terms_and_round_trips(objective, digits_small, 
     assert log_px.mean() > a.score(binary)  # the IW bound is tighter than the ELBO
     paper = -sum(v.mean() for v in a.module_.elbo_terms(binary).values())
     assert abs(paper.item() - a.score(binary)) > 1e-3  # score is not the paper's objective
+    from pyro_gmvae.training import local_seed
+
+    with local_seed(a.seed), torch.no_grad():  # score: the mean of 10 importance weights
+        expected = a.module_.log_importance_weights(binary, 10).mean(0)
+    np.testing.assert_allclose(a.score_samples(binary), expected.numpy(), rtol=1e-5)
     loaded = DilokthanakulGMVAE.load(a.save(tmp_path / "m.pt"))
     np.testing.assert_array_equal(loaded.predict_proba(digits_small.X), proba)
 

@@ -389,13 +389,13 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
         comes from a generator seeded by ``seed``: the same model and data give the same numbers,
         and the caller's random state is left alone."""
         self._check_fitted()
-
-        def elbo(x):
-            return -sum(self.module_.elbo_terms(x).values())
-
         X = self._data(X)
         with local_seed(self.seed):
-            return self._batched(elbo, X).numpy()
+            return self._batched(self._elbo, X).numpy()
+
+    def _elbo(self, x: torch.Tensor) -> torch.Tensor:
+        """The ELBO per point of one batch: minus the sum of the module's terms."""
+        return -sum(self.module_.elbo_terms(x).values())
 
     def score(self, X, y=None) -> float:
         """The mean ELBO per sample (higher is better)."""

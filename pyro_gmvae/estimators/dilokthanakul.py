@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from ..models.dilokthanakul import DilokthanakulModule
-from ..training import local_seed
 from .base import COMMON_DOC, ClusteringEstimator, base_params, check_positive_int
 
 OBJECTIVES = ("paper", "elbo")
@@ -99,18 +98,11 @@ class DilokthanakulGMVAE(ClusteringEstimator):
             return module.loss  # the paper's bound, thresholded
         return super()._loss(module)
 
-    def score_samples(self, X) -> np.ndarray:
-        """The ELBO of each sample in nats, y summed out in p(z | w): the mean over 10 draws
-        (w, z) ~ q(w | x) q(z | x) of log p(x, w, z) - log q(w, z | x) (the quantity
-        ``objective="elbo"`` maximises; the paper's objective, whose terms ``history_``
-        logs, is another quantity). The draws come from a generator seeded by ``seed``; the
-        caller's random state is left alone."""
-        self._check_fitted()
-        X = self._data(X)
-        with local_seed(self.seed):
-            return self._batched(
-                lambda x: self.module_.log_importance_weights(x, ELBO_DRAWS).mean(0), X
-            ).numpy()
+    def _elbo(self, x: torch.Tensor) -> torch.Tensor:
+        """The ELBO per point, y summed out in p(z | w): the mean over 10 draws (w, z) ~ q of
+        log p(x, w, z) - log q(w, z | x), the quantity ``objective="elbo"`` maximises (the
+        paper's objective, whose terms ``history_`` logs, is another quantity)."""
+        return self.module_.log_importance_weights(x, ELBO_DRAWS).mean(0)
 
     def _importance_log_likelihood(self, x: torch.Tensor, n_samples: int) -> torch.Tensor:
         """log-mean-exp of the importance weights of (w, z) ~ q(w | x) q(z | x), y summed out
