@@ -359,3 +359,77 @@ def plot_forecast(series: np.ndarray, forecast, history: int = 100, path=None) -
     axes[0, 0].legend(loc="upper left", fontsize=8)
     axes[-1, 0].set_xlabel("t")
     return _finish(fig, path)
+
+
+def plot_uncertain_points(
+    X: np.ndarray,
+    uncertainty,
+    image_shape: Sequence[int],
+    n: int = 16,
+    path: str | Path | None = None,
+) -> Figure:
+    """The ``n`` points of highest entropy of q(y | x) (a
+    :class:`~pyro_gmvae.analysis.ClusterUncertainty`), each titled with its two most probable
+    clusters and their probabilities."""
+    index = uncertainty.most_uncertain(n)
+    n_cols = min(8, len(index))
+    n_rows = int(np.ceil(len(index) / n_cols))
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(n_cols * 1.1 + 0.4, n_rows * 1.25 + 0.5), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, i in zip(axes.flat, index, strict=False):
+        first, second = np.argsort(-uncertainty.probs[i])[:2]
+        ax.imshow(np.asarray(X[i]).reshape(image_shape), cmap="gray", vmin=0, vmax=1)
+        p = uncertainty.probs[i]
+        ax.set_title(f"{first}:{p[first]:.2f} {second}:{p[second]:.2f}", fontsize=7)
+    fig.suptitle("Most uncertain points (cluster:q(y|x))", fontsize=10)
+    return _finish(fig, path)
+
+
+def plot_cluster_gallery(
+    X: np.ndarray,
+    summaries,
+    image_shape: Sequence[int],
+    n_members: int = 6,
+    path: str | Path | None = None,
+) -> Figure:
+    """One row per cluster (:func:`~pyro_gmvae.analysis.cluster_summaries`): the members' mean,
+    then the ``n_members`` most typical members, then the ``n_members`` least typical ones;
+    the row is labelled with the cluster and its size."""
+    X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+    blank = np.full(X.shape[1], np.nan)
+    images, labels = [], []
+    for s in summaries:
+        row = [s.mean.reshape(-1)]
+        for members in (s.typical[:n_members], s.atypical[:n_members]):
+            row += [X[i] for i in members] + [blank] * (n_members - len(members))
+        images += row
+        labels.append(f"{s.cluster} ({s.size})")
+    fig = image_grid(np.array(images), image_shape, len(summaries), row_labels=labels)
+    fig.suptitle(
+        f"mean | {n_members} most typical | {n_members} least typical members", fontsize=10
+    )
+    return _finish(fig, path)
+
+
+def plot_k_selection(selection, path: str | Path | None = None, title: str | None = None):
+    """Held-out log-likelihood per point against K (a :class:`~pyro_gmvae.analysis.KSelection`):
+    every seed's fit, the mean with one standard error, the one-standard-error threshold and
+    the chosen K."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ks = np.asarray(selection.ks)
+    for j, seed in enumerate(selection.seeds):
+        ax.plot(ks, selection.scores[:, j], "o", ms=3, alpha=0.5, label=f"seed {seed}")
+    means, se = selection.means, selection.standard_errors
+    ax.errorbar(ks, means, yerr=se, color="k", capsize=3, label="mean ± 1 s.e.")
+    best = int(np.argmax(means))
+    ax.axhline(means[best] - se[best], color="grey", ls=":", label="best mean − 1 s.e.")
+    ax.axvline(selection.best_k, color="C3", ls="--", label=f"chosen K = {selection.best_k}")
+    ax.set_xlabel("K")
+    ax.set_ylabel("held-out log-likelihood per point (nats)")
+    ax.set_xticks(ks)
+    ax.legend(fontsize=7)
+    ax.set_title(title or "Choosing K")
+    return _finish(fig, path)

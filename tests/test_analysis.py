@@ -1,0 +1,198 @@
+"""The analysis layer: posterior and posterior-predictive draws for every amortized model,
+q(y | x) with its entropy, cluster summaries, and choosing K."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from pyro_gmvae import AE, GMVAE, VAE, VAEGMM, DilokthanakulGMVAE, GibbsGMM, analysis
+
+SMALL = dict(latent_dim=3, hidden_dims=(16,), epochs=2, progress_bar=False, seed=0)
+BUILDERS = {
+    "gmvae": lambda: GMVAE(n_clusters=4, pretrain_epochs=1, **SMALL),
+    "gmvae-relaxed": lambda: GMVAE(n_clusters=4, discrete="relaxed", pretrain_epochs=1, **SMALL),
+    "vae": lambda: VAE(**SMALL),
+    "ae": lambda: AE(**SMALL),
+    "vae-gmm": lambda: VAEGMM(n_clusters=4, n_rounds=1, **SMALL),
+    "dilokthanakul": lambda: DilokthanakulGMVAE(n_clusters=4, w_dim=2, **SMALL),
+}
+WITH_CLUSTERS = {"gmvae", "gmvae-relaxed", "vae-gmm", "dilokthanakul"}
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    return (rng.random((120, 12)) < 0.3).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {name: build().fit(data) for name, build in BUILDERS.items()}
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_posterior_samples_have_the_documented_shapes(fitted, data, name):
+    model = fitted[name]
+    draws = analysis.posterior_samples(model, data[:10], n_draws=5, seed=1)
+    expected = {"z": (5, 10, 3)}
+    if name == "dilokthanakul":
+        expected["w"] = (5, 10, 2)
+    if name in WITH_CLUSTERS:
+        expected["cluster"] = (5, 10)
+    assert {k: v.shape for k, v in draws.items()} == expected
+    if "cluster" in draws:
+        assert draws["cluster"].dtype.kind == "i" and draws["cluster"].max() < 4
+    again = analysis.posterior_samples(model, data[:10], n_draws=5, seed=1)
+    assert all(np.array_equal(draws[k], again[k]) for k in draws)  # same seed, same draws
+    if name == "ae":  # a point-mass guide
+        assert np.allclose(draws["z"], draws["z"][0])
+    else:
+        assert not np.allclose(draws["z"], draws["z"][0])
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_posterior_predictive_draws_x_not_means(fitted, data, name):
+    state = torch.get_rng_state()
+    x_rep = analysis.posterior_predictive(fitted[name], data[:10], n_draws=4, seed=2)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is left alone
+    assert x_rep.shape == (4, 10, 12)
+    assert set(np.unique(x_rep)) <= {0.0, 1.0}  # Bernoulli draws, not probabilities
+    again = analysis.posterior_predictive(fitted[name], data[:10], n_draws=4, seed=2)
+    assert np.array_equal(x_rep, again)
+
+
+def test_posterior_draws_follow_the_guide(fitted, data):
+    """The Predictive draws are the guide's: their mean is E_q[z | x] (the estimator's
+    ``transform``), and the GMVAE's cluster frequencies are q(y | x)."""
+    x = data[:5]
+    for name in ("vae", "gmvae"):
+        draws = analysis.posterior_samples(fitted[name], x, n_draws=4000, seed=0)
+        np.testing.assert_allclose(draws["z"].mean(0), fitted[name].transform(x), atol=0.06)
+    draws = analysis.posterior_samples(fitted["gmvae"], x, n_draws=4000, seed=0)
+    freq = np.stack([(draws["cluster"] == k).mean(0) for k in range(4)], 1)
+    np.testing.assert_allclose(freq, fitted["gmvae"].predict_proba(x), atol=0.03)
+
+
+def test_dilokthanakul_clusters_are_drawn_from_r_at_the_drawn_w_z(fitted, data):
+    """Given the draws of (w, z), the clusters follow p(y | w, z): checked by Pyro's
+    ``infer_discrete`` on the model conditioned on one draw."""
+    from pyro import poutine
+    from pyro.infer import infer_discrete
+
+    model = fitted["dilokthanakul"]
+    module, x = model.module_, torch.as_tensor(data[:1])
+    draws = analysis.posterior_samples(model, data[:1], n_draws=1, seed=0)
+    w, z = torch.as_tensor(draws["w"][0]), torch.as_tensor(draws["z"][0])
+    conditioned = poutine.condition(module.model, data={"w": w, "z": z})
+    sampler = infer_discrete(conditioned, first_available_dim=-2, temperature=1)
+    with torch.no_grad():
+        ys = [int(poutine.trace(sampler).get_trace(x).nodes["y"]["value"]) for _ in range(3000)]
+    freq = np.bincount(ys, minlength=4) / len(ys)
+    with torch.no_grad():
+        r = module.cluster_log_posterior(module.prior_z(w), z).exp().numpy()[0]
+    np.testing.assert_allclose(freq, r, atol=0.03)
+
+
+def test_analysis_refuses_what_it_cannot_use(fitted, data):
+    with pytest.raises(TypeError, match="amortized"):
+        analysis.posterior_samples(GibbsGMM(2), data)
+    with pytest.raises(ValueError, match="n_draws"):
+        analysis.posterior_samples(fitted["vae"], data, n_draws=0)
+    with pytest.raises(ValueError):
+        analysis.posterior_predictive(fitted["vae"], data[:, :5])  # wrong number of features
+
+
+class FixedProbabilities:
+    """A stand-in clustering with known q(y | x)."""
+
+    def __init__(self, probs):
+        self.probs = np.asarray(probs, dtype=np.float64)
+
+    def predict_proba(self, X):
+        return self.probs
+
+    def log_likelihood(self, X):
+        return -np.arange(len(self.probs), dtype=np.float64)
+
+
+def test_entropy_of_q_y_against_hand_values():
+    probs = [[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0.0], [0.8, 0.1, 0.1]]
+    u = analysis.cluster_uncertainty(FixedProbabilities(probs), np.zeros((4, 2)))
+    hand = [0.0, math.log(3), math.log(2), -(0.8 * math.log(0.8) + 0.2 * math.log(0.1))]
+    np.testing.assert_allclose(u.entropy, hand, atol=1e-12)
+    assert u.labels.tolist() == [0, 0, 0, 0] and u.confidence.tolist()[0] == 1.0
+    assert u.most_uncertain(2).tolist() == [1, 2]
+
+
+def test_cluster_summaries_rank_members():
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.7, 0.3], [0.45, 0.55]])
+    X = np.arange(10, dtype=np.float64).reshape(5, 2)
+    fake = FixedProbabilities(probs)
+    first, second = analysis.cluster_summaries(fake, X, n_members=2)
+    assert (first.size, second.size) == (3, 2) and first.share == pytest.approx(0.6)
+    assert first.typical.tolist() == [0, 3] and first.atypical.tolist() == [1, 3]
+    assert second.typical.tolist() == [2, 4]
+    np.testing.assert_allclose(first.mean, X[[0, 1, 3]].mean(0))
+    by_fit = analysis.cluster_summaries(fake, X, by="log_likelihood")  # -0, -1, ..., -4
+    assert by_fit[0].typical.tolist() == [0, 1, 3] and by_fit[1].atypical.tolist() == [4, 2]
+    with pytest.raises(ValueError, match="by must be"):
+        analysis.cluster_summaries(fake, X, by="entropy")
+    with pytest.raises(ValueError, match="one value per row"):
+        analysis.cluster_summaries(fake, X, by="log_likelihood", log_likelihood=[1.0])
+
+
+def test_cluster_summaries_of_a_fitted_model_cover_every_point(fitted, data):
+    summaries = analysis.cluster_summaries(fitted["gmvae"], data, n_members=3)
+    assert sum(s.size for s in summaries) == len(data) and len(summaries) == 4
+    labels = fitted["gmvae"].predict(data)
+    for s in summaries:
+        assert all(labels[i] == s.cluster for i in s.typical)
+
+
+def three_blobs(seed: int, n: int = 300) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
+    return centres[rng.integers(0, 3, n)] + rng.normal(0, 0.6, (n, 2))
+
+
+def test_choose_k_finds_three_gaussians():
+    template = GibbsGMM(2, n_sweeps=60, burn_in=20, n_chains=2, progress_bar=False)
+    before = template.get_params()
+    selection = analysis.choose_k(template, three_blobs(0), ks=range(1, 6), seeds=(0, 1))
+    assert selection.best_k == 3
+    assert selection.scores.shape == (5, 2) and np.isfinite(selection.scores).all()
+    assert template.get_params() == before and not hasattr(template, "draws_")  # untouched
+    rows = selection.table()
+    assert [r["k"] for r in rows] == [1, 2, 3, 4, 5]
+    assert [r["k"] for r in rows if r["chosen"]] == [3]
+    # the criterion rises to K = 3 and is flat after it
+    assert selection.means[2] > selection.means[1] + 0.1
+    assert abs(selection.means[3] - selection.means[2]) < 0.05
+    selection.plot()
+
+
+def test_one_standard_error_rule():
+    from pyro_gmvae.analysis.choosing_k import one_standard_error_pick
+
+    scores = np.array([[-3.0, -3.2], [-2.0, -2.2], [-1.95, -2.05], [-1.9, -2.3]])
+    # best mean -2.0 (K=3) with s.e. 0.05: K=2's -2.1 is outside, so K=3 (not 4, not 2)
+    assert one_standard_error_pick([1, 2, 3, 4], scores) == 3
+    assert one_standard_error_pick([1, 2], np.array([[-1.0], [-2.0]])) == 1
+
+
+def test_choose_k_refuses_bad_ranges():
+    template = GibbsGMM(2, progress_bar=False)
+    X = three_blobs(0, n=20)
+    with pytest.raises(ValueError, match="empty"):
+        analysis.choose_k(template, X, ks=[])
+    with pytest.raises(ValueError, match="cannot exceed N"):
+        analysis.choose_k(template, X, ks=range(2, 40))
+    with pytest.raises(ValueError, match="at least 1"):
+        analysis.choose_k(template, X, ks=[0, 1])
+    with pytest.raises(TypeError, match="number of clusters"):
+        analysis.choose_k(AE(), X, ks=[2])
