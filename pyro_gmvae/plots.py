@@ -417,7 +417,7 @@ def plot_cluster_gallery(
 def plot_k_selection(selection, path: str | Path | None = None, title: str | None = None):
     """Held-out log-likelihood per point against K (a :class:`~pyro_gmvae.analysis.KSelection`):
     every seed's fit, the mean with one standard error, the one-standard-error threshold and
-    the chosen K."""
+    the chosen K; for models with global parameters also the PSIS-LOO criterion."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ks = np.asarray(selection.ks)
     for j, seed in enumerate(selection.seeds):
@@ -427,8 +427,13 @@ def plot_k_selection(selection, path: str | Path | None = None, title: str | Non
     best = int(np.argmax(means))
     ax.axhline(means[best] - se[best], color="grey", ls=":", label="best mean − 1 s.e.")
     ax.axvline(selection.best_k, color="C3", ls="--", label=f"chosen K = {selection.best_k}")
+    if selection.loo is not None:  # PSIS-LOO on the training points, same unit
+        loo_se = selection.loo.std(1, ddof=1) / np.sqrt(selection.loo.shape[1]) if (
+            selection.loo.shape[1] > 1) else None  # fmt: skip
+        ax.errorbar(ks, selection.loo.mean(1), yerr=loo_se, color="C4", ls="--", capsize=3,
+                    label=f"PSIS-LOO (its pick: K = {selection.best_k_loo})")  # fmt: skip
     ax.set_xlabel("K")
-    ax.set_ylabel("held-out log-likelihood per point (nats)")
+    ax.set_ylabel("log predictive density per point (nats)")
     ax.set_xticks(ks)
     ax.legend(fontsize=7)
     ax.set_title(title or "Choosing K")

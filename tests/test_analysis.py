@@ -173,7 +173,27 @@ def test_choose_k_finds_three_gaussians():
     # the criterion rises to K = 3 and is flat after it
     assert selection.means[2] > selection.means[1] + 0.1
     assert abs(selection.means[3] - selection.means[2]) < 0.05
+    # a model with global parameters is also scored by PSIS-LOO on its draws: the same pick
+    assert selection.loo.shape == (5, 2) and selection.best_k_loo == 3
+    assert "loo_mean" in rows[0]
     selection.plot()
+
+
+def test_choose_k_with_an_amortized_model_scores_held_out_points():
+    X = three_blobs(1, n=120).astype(np.float32)
+    template = GMVAE(likelihood="gaussian", latent_dim=2, hidden_dims=(8,), epochs=1,
+                     pretrain_epochs=1, progress_bar=False)  # fmt: skip
+    selection = analysis.choose_k(template, X, ks=[2, 3], seeds=[0], n_samples=5,
+                                  keep_models=True, progress_bar=False)  # fmt: skip
+    assert selection.loo is None and selection.best_k_loo is None  # no global parameters
+    fit = selection.models[3, 0]
+    assert fit.n_clusters == 3 and fit.seed == 0 and template.n_clusters == 10
+    # the score is the held-out IW log-likelihood: the 20% split with split_seed 0
+    from sklearn.model_selection import train_test_split
+
+    _, X_test = train_test_split(X, test_size=0.2, random_state=0)
+    expected = fit.log_likelihood(X_test, n_samples=5, seed=0).mean()
+    assert selection.scores[1, 0] == pytest.approx(expected)
 
 
 def test_one_standard_error_rule():

@@ -454,3 +454,43 @@ def test_bad_input_is_refused_clearly():
         GibbsGMM(2, covariance_prior=np.eye(2), progress_bar=False).fit(Z)
     with pytest.raises(ValueError, match="positive definite"):
         GibbsGMM(2, covariance_prior=-np.eye(3), progress_bar=False).fit(Z)
+
+
+def test_inference_data_with_the_data_for_loo_and_ppc():
+    """With the points, the InferenceData has the groups az.loo, az.waic and az.plot_ppc read;
+    its log-likelihood is the mixture density of each draw (checked by hand for one draw)."""
+    import arviz as az
+
+    Z, *_ = _synthetic(3, n=240)
+    gmm = GibbsGMM(3, n_sweeps=150, burn_in=50, n_chains=2, progress_bar=False).fit(Z)
+    idata = gmm.to_inference_data(Z, seed=1)
+    assert set(idata.groups()) == {"posterior", "log_likelihood", "observed_data",
+                                   "posterior_predictive"}  # fmt: skip
+    assert idata.log_likelihood["z"].shape == (2, 100, 240)
+    assert idata.posterior_predictive["z"].shape == (2, 100, 240, Z.shape[1])
+    np.testing.assert_array_equal(idata.observed_data["z"], Z)
+    c, s = 1, 7  # one draw by hand: log sum_k pi_k N(z | mu_k, Sigma_k)
+    d = {k: torch.from_numpy(v[c, s]) for k, v in gmm.draws_.items() if k != "log_joint"}
+    normal = torch.distributions.MultivariateNormal(d["means"], d["covariances"])
+    hand = (normal.log_prob(torch.from_numpy(Z)[:, None]) + d["weights"].log()).logsumexp(-1)
+    np.testing.assert_allclose(idata.log_likelihood["z"][c, s], hand.numpy(), atol=1e-8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing about the structure (or anything else)
+        loo = az.loo(idata)
+        az.summary(idata, var_names=["weights", "means"])
+    # LOO's in-sample term is the posterior predictive density of the fitted points, and its
+    # effective number of parameters stays under the model's 17 (2 weights, 6 means, 9 in
+    # the covariances)
+    assert len(gmm.chains_) == 2  # both chains agree, so score_samples averages every draw
+    lppd = loo.elpd_loo + loo.p_loo
+    np.testing.assert_allclose(lppd, gmm.score_samples(Z).sum(), rtol=1e-9)
+    assert 3 < loo.p_loo < 17
+    # the replicates look like the data: same mean and spread to within sampling error
+    rep = idata.posterior_predictive["z"].values.reshape(-1, Z.shape[1])
+    np.testing.assert_allclose(rep.mean(0), Z.mean(0), atol=0.1)
+    np.testing.assert_allclose(rep.std(0), Z.std(0), rtol=0.05)
+    again = gmm.to_inference_data(Z, seed=1).posterior_predictive["z"].values
+    np.testing.assert_array_equal(again, idata.posterior_predictive["z"].values)
+    gmm_diag = GibbsGMM(3, covariance_type="diag", n_sweeps=30, burn_in=10, n_chains=2,
+                        progress_bar=False).fit(Z)  # fmt: skip
+    assert gmm_diag.to_inference_data(Z).posterior_predictive["z"].shape == (2, 20, 240, 2)

@@ -4,16 +4,19 @@ Procedure (:func:`choose_k`): hold out part of the data (or take the held-out se
 for every K and seed, fit a copy of the given estimator with that K and seed on the rest; score
 each fit by its mean log-likelihood per held-out point: the importance-weighted estimate
 (``log_likelihood``) for the amortized models, ``score_samples`` for the others (the Gibbs GMM's
-posterior predictive density, the AR mixture's exact likelihood per transition). More clusters
-rarely score much worse, since a surplus cluster can stay empty or split one in two, so the
-pick is the smallest K whose mean is within one standard error of the best mean (the
-"one-standard-error rule"; the standard error over the seeds).
+posterior predictive density, the AR mixture's exact likelihood per transition). Models with
+global parameters sampled by MCMC (``GibbsGMM``) are also scored by PSIS-LOO on the training
+points (``az.loo`` on their draws). More clusters rarely score much worse, since a surplus
+cluster can stay empty or split one in two, so the pick is the smallest K whose mean is within
+one standard error of the best mean (the "one-standard-error rule"; the standard error over
+the seeds).
 """
 
 from __future__ import annotations
 
 import math
 import sys
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +35,17 @@ from ..training import _interactive
 class KSelection:
     """The result of :func:`choose_k`: ``scores[i, j]`` is the mean held-out log-likelihood
     per point (nats) of the fit with K = ``ks[i]`` and seed ``seeds[j]``; ``best_k`` the pick
-    by the one-standard-error rule; ``models`` the fitted copies, keyed by (K, seed), when
-    kept."""
+    by the one-standard-error rule; for models with global parameters (``GibbsGMM``),
+    ``loo[i, j]`` is the PSIS-LOO estimate of the expected log predictive density per training
+    point (``az.loo`` on the fit's draws) and ``best_k_loo`` its pick by the same rule, else
+    both are None; ``models`` the fitted copies, keyed by (K, seed), when kept."""
 
     ks: list[int]
     seeds: list[int]
     scores: np.ndarray
     best_k: int
+    loo: np.ndarray | None = None
+    best_k_loo: int | None = None
     models: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -60,9 +67,10 @@ class KSelection:
                 "standard_error": float(se),
                 "scores": row.tolist(),
                 "chosen": k == self.best_k,
+                **({} if self.loo is None else {"loo_mean": float(self.loo[i].mean())}),
             }
-            for k, m, se, row in zip(
-                self.ks, self.means, self.standard_errors, self.scores, strict=True
+            for i, (k, m, se, row) in enumerate(
+                zip(self.ks, self.means, self.standard_errors, self.scores, strict=True)
             )
         ]
 
@@ -94,6 +102,14 @@ def _size_param(estimator) -> str:
         if name in params:
             return name
     raise TypeError(f"{type(estimator).__name__} has no number of clusters to choose")
+
+
+def _loo_per_point(model, X_train) -> float:
+    """PSIS-LOO's expected log predictive density per point, from the fit's posterior draws."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)  # ArviZ's refactor notice
+        import arviz as az
+    return float(az.loo(model.to_inference_data(X_train)).elpd_loo) / len(X_train)
 
 
 def _held_out_score(model, X_test, n_samples: int, seed: int) -> float:
@@ -149,6 +165,8 @@ def choose_k(
         )
     quiet = {"progress_bar": False} if "progress_bar" in estimator.get_params() else {}
     scores = np.empty((len(ks), len(seeds)))
+    with_globals = hasattr(estimator, "to_inference_data")
+    loo = np.empty_like(scores) if with_globals else None
     models = {}
     bar = tqdm(
         total=len(ks) * len(seeds),
@@ -161,10 +179,13 @@ def choose_k(
             model = clone(estimator).set_params(**{size_param: k, "seed": seed}, **quiet)
             model.fit(X_train)
             scores[i, j] = _held_out_score(model, X_test, n_samples, seed)
+            if loo is not None:
+                loo[i, j] = _loo_per_point(model, X_train)
             if keep_models:
                 models[k, seed] = model
             bar.update()
             if progress_bar and not _interactive():
                 print(f"choosing K: K={k}, seed {seed}: {scores[i, j]:.4f}", file=sys.stderr)
     bar.close()
-    return KSelection(ks, seeds, scores, one_standard_error_pick(ks, scores), models)
+    best_loo = None if loo is None else one_standard_error_pick(ks, loo)
+    return KSelection(ks, seeds, scores, one_standard_error_pick(ks, scores), loo, best_loo, models)

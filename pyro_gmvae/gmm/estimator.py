@@ -343,11 +343,12 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
         self.covariances_ = used["covariances"].mean((0, 1))
 
     # ----------------------------------------------------------------------------- inference
-    def _draws(self) -> list[cj.Parameters]:
-        """The kept draws of the agreeing chains as parameters, one (C, K, ...) set per draw
-        index."""
+    def _draws(self, chains: np.ndarray | None = None) -> list[cj.Parameters]:
+        """The kept draws of the agreeing chains (or of ``chains``) as parameters, one
+        (C, K, ...) set per draw index."""
         self._check_fitted()
-        d = {k: v[self.chains_] for k, v in self.draws_.items()}
+        chains = self.chains_ if chains is None else chains
+        d = {k: v[chains] for k, v in self.draws_.items()}
         covariances = torch.from_numpy(d["covariances"])
         if self._full:
             precisions = torch.cholesky_inverse(torch.linalg.cholesky(covariances))
@@ -360,13 +361,13 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
             for s in range(log_weights.shape[1])
         ]
 
-    def _log_probs(self, Z) -> Iterator[torch.Tensor]:
-        """log pi_k + log N(z | mu_k, Sigma_k), (C, K, N), for each kept draw (computed on the
-        points centred as in ``fit``)."""
+    def _log_probs(self, Z, chains: np.ndarray | None = None) -> Iterator[torch.Tensor]:
+        """log pi_k + log N(z | mu_k, Sigma_k), (C, K, N), for each kept draw of the agreeing
+        chains (or of ``chains``), computed on the points centred as in ``fit``."""
         self._check_fitted()
         centred = self._points(Z) - self.shift_
         feats_t = cj.features(centred, "full" if self._full else "diag").T.contiguous()
-        for params in self._draws():
+        for params in self._draws(chains):
             yield cj.log_joint_terms(feats_t, _shifted(params, -self.shift_))
 
     def predict_proba(self, Z) -> np.ndarray:
@@ -414,25 +415,44 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
                 )
         return points.numpy(), clusters.numpy()
 
-    def to_inference_data(self):
-        """The kept, relabelled draws as an ``arviz.InferenceData`` with ``chain`` and ``draw``
-        dimensions: ``weights`` (component), ``means`` and ``variances`` (the covariances'
+    def to_inference_data(self, Z=None, seed: int = 0):
+        """The kept, relabelled draws of every chain as an ``arviz.InferenceData`` with
+        ``chain`` and ``draw`` dimensions.
+
+        ``posterior``: ``weights`` (component), ``means`` and ``variances`` (the covariances'
         diagonals; component, dim) and ``log_joint``, ready for ``az.summary`` (r_hat, ESS) and
         ``az.plot_trace``. Chains that settled in different clusterings give a high r_hat:
-        that is the sampler's multimodality, not a bug."""
+        that is the sampler's multimodality, not a bug.
+
+        With the data ``Z`` (the points fitted, for LOO and WAIC), also ``observed_data``
+        (``z``: point, dim), ``log_likelihood`` (``z``: log sum_k pi_k N(z_n | mu_k, Sigma_k)
+        per draw and point, for ``az.loo``, ``az.waic`` and ``az.compare``) and
+        ``posterior_predictive`` (``z``: one replicate data set of N points per draw, for
+        ``az.plot_ppc``; chains x draws x N x dim numbers, drawn with ``seed``).
+        """
         self._check_fitted()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)  # ArviZ's refactor notice
             import arviz as az
         cov = self.draws_["covariances"]
         variances = np.diagonal(cov, axis1=-2, axis2=-1) if cov.ndim == 5 else cov
-        return az.from_dict(
-            posterior={
+        groups: dict[str, Any] = {
+            "posterior": {
                 "weights": self.draws_["weights"],
                 "means": self.draws_["means"],
                 "variances": variances,
                 "log_joint": self.draws_["log_joint"],
-            },
+            }
+        }
+        if Z is not None:
+            points = self._points(Z)
+            every = np.arange(self.draws_["weights"].shape[0])
+            per_draw = [lp.logsumexp(-2) for lp in self._log_probs(points, every)]  # (C, N)
+            groups["log_likelihood"] = {"z": torch.stack(per_draw, 1).numpy()}
+            groups["observed_data"] = {"z": points.numpy()}
+            groups["posterior_predictive"] = {"z": self._replicates(len(points), seed)}
+        return az.from_dict(
+            **groups,
             coords={
                 "component": np.arange(self.draws_["weights"].shape[-1]),
                 "dim": np.arange(self.n_features_in_),
@@ -441,8 +461,27 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
                 "weights": ["component"],
                 "means": ["component", "dim"],
                 "variances": ["component", "dim"],
+                "z": ["point", "dim"],
             },
         )
+
+    def _replicates(self, n: int, seed: int) -> np.ndarray:
+        """One data set of ``n`` points from every kept draw of every chain: (C, S, n, dim)."""
+        weights = torch.from_numpy(self.draws_["weights"])  # (C, S, K)
+        means = torch.from_numpy(self.draws_["means"])  # (C, S, K, D)
+        cov = torch.from_numpy(self.draws_["covariances"])
+        scale = torch.linalg.cholesky(cov) if self._full else cov.sqrt()
+        with local_seed(seed):
+            clusters = torch.distributions.Categorical(weights).sample((n,))  # (n, C, S)
+            clusters = clusters.permute(1, 2, 0)  # (C, S, n)
+            noise = torch.randn(*clusters.shape, means.shape[-1], dtype=means.dtype)
+        pick = clusters.unsqueeze(-1)
+        loc = means.gather(2, pick.expand(*pick.shape[:-1], means.shape[-1]))
+        if self._full:
+            index = pick.unsqueeze(-1).expand(*pick.shape[:-1], *scale.shape[-2:])
+            tril = scale.gather(2, index)  # (C, S, n, D, D)
+            return (loc + (tril @ noise.unsqueeze(-1)).squeeze(-1)).numpy()
+        return (loc + scale.gather(2, pick.expand_as(loc)) * noise).numpy()
 
     # ----------------------------------------------------------------------------- state
     def to_state(self) -> dict[str, Any]:
