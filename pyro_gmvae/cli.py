@@ -54,9 +54,31 @@ DEFAULT_EPOCHS = {"digits": 20}
 RUN_FILES = ("model.pt", "summary.json")
 
 
+def _given(value, default):
+    """An option's value when it was given (0 included: the estimator then says whether it is
+    valid), else the default."""
+    return default if value is None else value
+
+
 def _default(name: str, model: type = GMVAE):
     """The API's default for a parameter, so the command line cannot drift from it."""
     return inspect.signature(model).parameters[name].default
+
+
+def _defaults_help(name: str) -> str:
+    """The help text's default of parameter ``name``: the GMVAE's, then each other model's
+    where it differs."""
+
+    def show(value) -> str:
+        return " ".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
+
+    base = _default(name)
+    others = [
+        f"{show(_default(name, cls))} for {label}"
+        for label, cls in ((MUTUAL, VAEGMM), (DILOKTHANAKUL, DilokthanakulGMVAE))
+        if _default(name, cls) != base
+    ]
+    return "default: " + "; ".join([show(base), *others])
 
 
 def _load(args_dataset: str, root: str | None, n: int | None, seed: int) -> Dataset:
@@ -195,10 +217,10 @@ def _model(args: argparse.Namespace, epochs: int | None) -> LatentEstimator:
     dilok = {f"--{k.replace('_', '-')}": getattr(args, k) for k in DILOKTHANAKUL_OPTIONS}
     cls = {MUTUAL: VAEGMM, DILOKTHANAKUL: DilokthanakulGMVAE}.get(args.model, GMVAE)
     options = dict(
-        hidden_dims=tuple(args.hidden or _default("hidden_dims", cls)),
-        likelihood=args.likelihood or _default_likelihood(args.dataset),
-        batch_size=args.batch_size or _default("batch_size", cls),
-        lr=args.lr or _default("lr", cls),
+        hidden_dims=tuple(_given(args.hidden, _default("hidden_dims", cls))),
+        likelihood=_given(args.likelihood, _default_likelihood(args.dataset)),
+        batch_size=_given(args.batch_size, _default("batch_size", cls)),
+        lr=_given(args.lr, _default("lr", cls)),
         seed=args.seed,
         accelerator=args.accelerator,
         devices=args.devices,
@@ -217,23 +239,25 @@ def _model(args: argparse.Namespace, epochs: int | None) -> LatentEstimator:
         refused["--pretrain-epochs"] = args.pretrain_epochs
         if args.model == DILOKTHANAKUL:
             refused.update(mutual, **{"--z-guide": args.z_guide})
+            if args.objective == "elbo":  # the threshold belongs to the paper's objective
+                _refuse({"--threshold": args.threshold}, "--objective elbo (no threshold)")
             own, extra = DILOKTHANAKUL_OPTIONS, {}
             why = "--model dilokthanakul (its prior is p(z | w, y) from prior networks)"
         else:
-            own, extra = MUTUAL_OPTIONS, {"z_guide": args.z_guide or _default("z_guide", cls)}
+            own, extra = MUTUAL_OPTIONS, {"z_guide": _given(args.z_guide, _default("z_guide", cls))}
             why = "--model vae-gmm (its prior is the GMM's mixture)"
         _refuse(refused, why)
         given = {param: getattr(args, option) for option, param in own.items()}
         return cls(
-            n_clusters=args.clusters or _default("n_clusters", cls),
-            latent_dim=args.latent_dim or _default("latent_dim", cls),
-            epochs=epochs or _default("epochs", cls),
+            n_clusters=_given(args.clusters, _default("n_clusters", cls)),
+            latent_dim=_given(args.latent_dim, _default("latent_dim", cls)),
+            epochs=_given(epochs, _default("epochs", cls)),
             **extra,
             **{k: v for k, v in given.items() if v is not None},
             **options,
         )
     _refuse(mutual, "this model (only to --model vae-gmm)")
-    prior = args.prior or _default("prior")
+    prior = _given(args.prior, _default("prior"))
     autoencoder = prior == AUTOENCODER
     has_y = not autoencoder and PRIORS[prior][0]
     refused = {} if has_y else {"--discrete": args.discrete}
@@ -245,18 +269,18 @@ def _model(args: argparse.Namespace, epochs: int | None) -> LatentEstimator:
     what = "the autoencoder" if autoencoder else "a VAE, no y"
     _refuse(refused, f"--prior {prior} ({what})")
     options.update(
-        latent_dim=args.latent_dim or _default("latent_dim"),
-        epochs=epochs or DEFAULT_EPOCHS.get(args.dataset, _default("epochs")),
+        latent_dim=_given(args.latent_dim, _default("latent_dim")),
+        epochs=_given(epochs, DEFAULT_EPOCHS.get(args.dataset, _default("epochs"))),
     )
     if autoencoder:
         return AE(**options)
     options.update(
-        init=args.init or _default("init"),
-        pretrain_epochs=args.pretrain_epochs or _default("pretrain_epochs"),
+        init=_given(args.init, _default("init")),
+        pretrain_epochs=_given(args.pretrain_epochs, _default("pretrain_epochs")),
     )
-    discrete = (args.discrete or _default("discrete")) if has_y else None
-    combo = catalogue.Combination(prior, discrete, args.z_guide or _default("z_guide"))
-    return combo.build(args.clusters or _default("n_clusters"), **options)
+    discrete = (_given(args.discrete, _default("discrete"))) if has_y else None
+    combo = catalogue.Combination(prior, discrete, _given(args.z_guide, _default("z_guide")))
+    return combo.build(_given(args.clusters, _default("n_clusters")), **options)
 
 
 def _default_out(args: argparse.Namespace, model: LatentEstimator) -> Path:
@@ -444,15 +468,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--latent-dim",
         type=int,
         default=None,
-        help=f"default: {_default('latent_dim')}, {_default('latent_dim', VAEGMM)} for vae-gmm",
+        help=_defaults_help("latent_dim"),
     )
     t.add_argument(
         "--hidden",
         type=int,
         nargs="+",
         default=None,
-        help=f"hidden layer sizes (default: {' '.join(map(str, _default('hidden_dims')))}; "
-        "the model's own for --model dilokthanakul)",
+        help=f"hidden layer sizes ({_defaults_help('hidden_dims')})",
     )
     t.add_argument(
         "--epochs",
@@ -461,10 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"default: 20 for digits, {_default('epochs')} otherwise; per round for vae-gmm "
         f"(default {_default('epochs', VAEGMM)})",
     )
-    t.add_argument(
-        "--batch-size", type=int, default=None, help=f"default: {_default('batch_size')}"
-    )
-    t.add_argument("--lr", type=float, default=None, help=f"default: {_default('lr')}")
+    t.add_argument("--batch-size", type=int, default=None, help=_defaults_help("batch_size"))
+    t.add_argument("--lr", type=float, default=None, help=_defaults_help("lr"))
     t.add_argument(
         "--binarize",
         action=argparse.BooleanOptionalAction,
@@ -494,10 +515,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--gibbs-burn-in", type=int, default=None)
     g.add_argument("--gibbs-chains", type=int, default=None)
     d = t.add_argument_group("--model dilokthanakul")
-    d.add_argument("--w-dim", type=int, default=None, help="size of the noise latent w")
-    d.add_argument("--mc-samples", type=int, default=None, help="M draws of (w, z) per point")
-    d.add_argument("--threshold", type=float, default=None, help="lambda of the y-prior term")
-    d.add_argument("--objective", choices=["paper", "elbo"], default=None)
+
+    def own(name: str) -> str:
+        return f"default: {_default(name, DilokthanakulGMVAE)}"
+
+    d.add_argument(
+        "--w-dim", type=int, default=None, help=f"size of the noise latent w ({own('w_dim')})"
+    )
+    d.add_argument(
+        "--mc-samples",
+        type=int,
+        default=None,
+        help=f"M draws of (w, z) per point ({own('n_samples')})",
+    )
+    d.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help=f"lambda of the y-prior term, objective paper ({own('threshold')})",
+    )
+    d.add_argument("--objective", choices=["paper", "elbo"], default=None,
+                   help=own("objective"))  # fmt: skip
     t.add_argument("--seed", type=int, default=_default("seed"))
     t.add_argument("--out", default=None, help="run folder (default runs/DATASET-MODEL-seedS)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")

@@ -109,11 +109,11 @@ def make_mixture_1d(
     it with ``likelihood="gaussian"``. Same seed, same data."""
     from .checks import check_int, check_positive_int
 
-    check_positive_int("n_samples", n_samples)
+    check_int("n_samples", n_samples, 2)  # standardising needs a spread
     check_positive_int("n_components", n_components)
     check_int("seed", seed, 0)
-    if separation <= 0:
-        raise ValueError(f"separation must be positive, got {separation}")
+    if not separation > 0 or separation == float("inf"):  # NaN fails the first test
+        raise ValueError(f"separation must be a positive finite number, got {separation}")
     rng = np.random.default_rng(seed)
     weights = rng.dirichlet(np.full(n_components, 10.0))
     y = rng.choice(n_components, size=n_samples, p=weights)

@@ -4,6 +4,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -232,6 +233,12 @@ def test_dilokthanakul_benchmark_tiny_in_shards(mnist_dir, tmp_path):
             assert 0 < run[score] <= 1
         assert run["acc_majority"] >= run["acc_hungarian"]  # many-to-one is never worse
     assert "74.5 ± 10.2 (87.7)" in out_md.read_text()  # the paper's row beside ours
+    # settings other than the published table's cannot overwrite it, nor publish nothing
+    with pytest.raises(SystemExit, match="--json --markdown"):
+        bench.main(["--epochs", "100", "--no-fit", "--cache", str(cache)])
+    with pytest.raises(SystemExit, match="nothing to publish"):
+        bench.main([*tiny[:-6], "--json", str(out_json), "--markdown", str(out_md),
+                    "--cache", str(tmp_path / "empty.jsonl"), "--no-fit"])  # fmt: skip
     where = "CPU" if not torch.cuda.is_available() else torch.cuda.get_device_name(0)
     assert f"| {where}" in out_md.read_text()  # where the fits ran
 

@@ -401,3 +401,25 @@ def test_data_that_are_not_pixels_are_not_binarised_by_default():
     args = build_parser().parse_args(["train", "--model", "vae-gmm", "--dataset", "mixture-1d"])
     model = _model(args, None)
     assert model.binarize is False and model.likelihood == "gaussian"
+
+
+def test_options_given_as_zero_reach_the_estimator_and_unused_ones_are_refused():
+    """A zero is a value, not "not given": it reaches the estimator, which refuses it, instead
+    of being replaced by the default."""
+    from pyro_gmvae.cli import _model, build_parser
+
+    def build(*options):
+        model = _model(build_parser().parse_args(["train", *options]), None)
+        model._check_params()  # what fit checks first
+        return model
+
+    with pytest.raises(ValueError, match="pretrain_epochs"):
+        build("--pretrain-epochs", "0")
+    for model in ([], ["--model", "dilokthanakul"]):
+        with pytest.raises(ValueError, match="lr"):
+            build(*model, "--lr", "0")
+        with pytest.raises(ValueError, match="batch_size"):
+            build(*model, "--batch-size", "0")
+    assert build("--model", "dilokthanakul").lr == 1e-4  # its own default when not given
+    with pytest.raises(ValueError, match="--threshold does not apply"):
+        build("--model", "dilokthanakul", "--objective", "elbo", "--threshold", "3")

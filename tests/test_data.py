@@ -94,3 +94,7 @@ def test_the_one_dimensional_mixture_is_standardised_labelled_and_seeded():
     assert (again.X == data.X).all() and (again.y == data.y).all()
     with pytest.raises(ValueError, match="separation"):
         make_mixture_1d(separation=0)
+    with pytest.raises(ValueError, match="separation"):
+        make_mixture_1d(separation=float("nan"))
+    with pytest.raises(ValueError, match="n_samples"):
+        make_mixture_1d(1)  # one point has no spread to standardise by

@@ -383,11 +383,13 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
         return None
 
     def score_samples(self, X) -> np.ndarray:
-        """The ELBO of each sample in nats (discrete y summed out exactly, KL(z) analytic where
-        torch has it): a lower bound on log p(x), or on a cross-entropy with a Bernoulli
-        likelihood on grey levels (see :meth:`likelihood_note`). Its one draw of z per point
-        comes from a generator seeded by ``seed``: the same model and data give the same numbers,
-        and the caller's random state is left alone."""
+        """The ELBO of each sample in nats: a lower bound on log p(x), or on a cross-entropy
+        with a Bernoulli likelihood on grey levels (see :meth:`likelihood_note`). Discrete y is
+        summed out exactly; for the GMVAE and the VAEs one draw of z per point with KL(z)
+        analytic where torch has it, for ``DilokthanakulGMVAE`` the mean of 10 importance
+        weights log p(x, w, z) - log q(w, z | x). The draws come from a generator seeded by
+        ``seed``: the same model and data give the same numbers, and the caller's random state
+        is left alone."""
         self._check_fitted()
         X = self._data(X)
         with local_seed(self.seed):

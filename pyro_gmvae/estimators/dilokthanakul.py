@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +28,8 @@ class DilokthanakulGMVAE(ClusteringEstimator):
     n_clusters : K (>= 2 and <= the number of samples).
     latent_dim : size of z; ``w_dim``: size of w.
     n_samples : M, the draws of (w, z) per point in the paper's bound.
-    threshold : lambda, the y-prior term's threshold (max(lambda, its batch mean), in nats).
+    threshold : lambda, the y-prior term's threshold (max(lambda, its batch mean), in nats);
+        used by ``objective="paper"`` only.
     objective : ``"paper"`` (default): the paper's objective with the threshold (its terms
         are logged per epoch: ``train_reconstruction``, ``train_conditional_prior``,
         ``train_kl_w``, ``train_y_prior``, and their total ``train_paper_bound``);
@@ -78,8 +80,13 @@ class DilokthanakulGMVAE(ClusteringEstimator):
             check_positive_int(name, getattr(self, name))
         if self.n_clusters < 2:
             raise ValueError(f"n_clusters must be at least 2, got {self.n_clusters}")
-        if not isinstance(self.threshold, int | float) or self.threshold < 0:
-            raise ValueError(f"threshold must be a number >= 0, got {self.threshold!r}")
+        if (
+            isinstance(self.threshold, bool)
+            or not isinstance(self.threshold, numbers.Real)
+            or not math.isfinite(self.threshold)
+            or self.threshold < 0
+        ):
+            raise ValueError(f"threshold must be a finite number >= 0, got {self.threshold!r}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be 'paper' or 'elbo', got {self.objective!r}")
 
@@ -137,6 +144,8 @@ class DilokthanakulGMVAE(ClusteringEstimator):
                 raise ValueError(
                     f"w must have shape ({n_samples}, {self.w_dim}), got {tuple(w.shape)}"
                 )
+            if not torch.isfinite(w).all():
+                raise ValueError("w contains NaN or infinite values")
         uniform = torch.zeros(self.n_clusters)  # p(y) = 1/K
         return self._sample(
             n_samples, cluster, seed, uniform, lambda clusters: self.module_.generate(clusters, w)

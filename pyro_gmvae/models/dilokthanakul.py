@@ -27,9 +27,13 @@ Two objectives fit it:
   are the paper's objective, which is not the ELBO: r at the drawn z weights the analytic KL
   over z.
 
-This follows the paper's text. The authors' released code differs: it adds a recognition
+This follows the paper's text, as does the ``version2`` branch of the authors' released code
+(r from the prior densities at the drawn z, the r-weighted analytic KL over z, the y-prior term
+counted only above lambda = 0.5). Their ``master`` branch differs: it adds a recognition
 network q(y | x), weights the conditional prior term by it, penalises the entropy of r instead
-of thresholding, and uses a convolutional network for MNIST.
+of thresholding, and uses a convolutional network for MNIST. What still differs from
+``version2``: the prior heads' start (there Torch's default initialisation with
+log-variances; here 0.01 of Xavier scale with softplus variances, see below).
 """
 
 from __future__ import annotations
