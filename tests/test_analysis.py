@@ -216,3 +216,107 @@ def test_choose_k_refuses_bad_ranges():
         analysis.choose_k(template, X, ks=[0, 1])
     with pytest.raises(TypeError, match="number of clusters"):
         analysis.choose_k(AE(), X, ks=[2])
+
+
+def _quiet_arviz():
+    """Every warning is an error, except ArviZ's notice of its coming refactor and the
+    Pareto-k diagnostic (a statement about influential points with few draws, not about the
+    data's structure)."""
+    context = warnings.catch_warnings()
+    context.__enter__()
+    warnings.simplefilter("error")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+    return context
+
+
+def test_inference_data_of_an_amortized_model_ranks_held_out_fits(fitted, data):
+    import arviz as az
+
+    held_out = data[100:]
+    idata = analysis.to_inference_data(fitted["vae"], held_out, n_draws=3, n_samples=20)
+    assert set(idata.groups()) == {
+        "posterior",
+        "log_likelihood",
+        "posterior_predictive",
+        "observed_data",
+    }
+    assert idata.posterior["z"].shape == (1, 3, 20, 3)  # draws of each point's z
+    assert idata.log_likelihood["x"].shape == (1, 1, 20)
+    assert idata.posterior_predictive["x"].shape == (1, 3, 20, 12)
+    iw = fitted["vae"].log_likelihood(held_out, n_samples=20, seed=0)
+    np.testing.assert_allclose(idata.log_likelihood["x"].values[0, 0], iw)
+    context = _quiet_arviz()
+    try:  # one draw: WAIC is the held-out log-likelihood itself, p_waic = 0
+        waic = az.waic(idata)
+    finally:
+        context.__exit__(None, None, None)
+    assert waic.elpd_waic == pytest.approx(iw.sum()) and waic.p_waic == pytest.approx(0)
+    other = analysis.to_inference_data(fitted["gmvae"], held_out, n_draws=3, n_samples=20)
+    ranking = az.compare({"vae": idata, "gmvae": other}, ic="waic")
+    assert list(ranking.index) == sorted(
+        ["vae", "gmvae"], key=lambda k: -{"vae": idata, "gmvae": other}[k].log_likelihood["x"].sum()
+    )
+
+
+def _ar_data():
+    from pyro_gmvae import simulate_ar_mixture
+
+    return simulate_ar_mixture(150, 2, 2, seed=3).series[0]  # one series (T, d)
+
+
+def test_inference_data_of_the_ar_mixture_from_its_variational_posterior():
+    import arviz as az
+
+    from pyro_gmvae import ARMixture
+
+    X = _ar_data()
+    ar = ARMixture(2, global_guide="normal", epochs=10, progress_bar=False).fit(X)
+    idata = analysis.to_inference_data(ar, X, n_draws=50)
+    assert idata.posterior["weights"].shape == (2, 50, 2)
+    assert idata.posterior["transition_matrices"].shape == (2, 50, 2, 2, 2)
+    assert idata.log_likelihood["x"].shape == (2, 50, 149)
+    assert idata.posterior_predictive["x"].shape == (2, 50, 149, 2)
+    np.testing.assert_array_equal(idata.observed_data["x"], X[1:])
+    # one draw by hand: log sum_k p_k N(x_t | Pi_k x_{t-1}, Sigma)
+    from scipy.stats import multivariate_normal
+
+    post = idata.posterior
+    w, Pi, cov = (post[k].values[1, 7] for k in ("weights", "transition_matrices", "covariance"))
+    hand = np.log(sum(
+        w[k] * multivariate_normal(np.zeros(2), cov).pdf(X[1:] - X[:-1] @ Pi[k].T) for k in range(2)
+    ))  # fmt: skip
+    np.testing.assert_allclose(idata.log_likelihood["x"].values[1, 7], hand, rtol=1e-8)
+    context = _quiet_arviz()
+    try:
+        az.summary(idata, var_names=["weights"])
+        loo = az.loo(idata)
+    finally:
+        context.__exit__(None, None, None)
+    assert np.isfinite(loo.elpd_loo)
+    with pytest.raises(ValueError, match="ar_nuts"):
+        analysis.to_inference_data(ARMixture(2, epochs=2, progress_bar=False).fit(X), X)
+
+
+def test_nuts_on_the_ar_mixtures_globals_leaves_the_fit_alone():
+    import arviz as az
+
+    from pyro_gmvae import ARMixture
+
+    X = _ar_data()
+    ar = ARMixture(2, epochs=10, progress_bar=False).fit(X)
+    before = {k: v.detach().clone() for k, v in ar.module_.state_dict().items()}
+    idata = analysis.ar_nuts(ar, X, num_samples=20, warmup_steps=20, num_chains=2)
+    assert idata.posterior["weights"].shape == (2, 20, 2)
+    assert idata.log_likelihood["x"].shape == (2, 20, 149)
+    after = ar.module_.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the user's fit is unchanged
+    assert ar.module_.global_guide is None
+    # the posterior sits around the maximum-likelihood fit (300 transitions: a tight posterior)
+    np.testing.assert_allclose(
+        idata.posterior["weights"].values.mean((0, 1)), ar.weights_, atol=0.1
+    )
+    assert np.isfinite(az.loo(idata).elpd_loo)
+    with pytest.raises(ValueError, match="marginal"):
+        analysis.ar_nuts(ARMixture(2, discrete="relaxed", epochs=2, progress_bar=False).fit(X), X)

@@ -1,0 +1,198 @@
+"""ArviZ ``InferenceData`` for every model, and NUTS for the AR mixture's global parameters.
+
+* ``GibbsGMM``: the sampler's own draws (:meth:`~pyro_gmvae.GibbsGMM.to_inference_data`).
+* ``ARMixture``: draws of its globals, from NUTS (:func:`ar_nuts`, z_t summed out) or from a
+  fitted ``global_guide="normal"`` (the variational posterior); with ``log_likelihood`` per
+  transition, one-step ``posterior_predictive`` replicates and the ``observed_data``.
+* The amortized models (GMVAE, VAE, AE, VAEGMM, DilokthanakulGMVAE): ``posterior`` holds draws
+  of each point's z from the guide; the networks are point estimates, so there is one draw of
+  the global parameters, and the ``log_likelihood`` group holds
+  the importance-weighted estimate of log p(x_i) for each point (pass held-out data: on the
+  training data it is optimistic). With one draw, ``az.waic`` (and ``az.compare(...,
+  ic="waic")``) returns exactly the sum of these, with p_waic = 0: the held-out expected log
+  predictive density, which ranks models fitted on the same data. ``az.loo`` needs two or
+  more draws and does not apply.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import torch
+from pyro.infer import MCMC, NUTS, Predictive
+from pyro.infer.autoguide.initialization import init_to_value
+
+from ..checks import check_positive_int
+from ..estimators.base import LatentEstimator
+from ..gmm import GibbsGMM
+from ..timeseries import ARMixture
+from ..timeseries.regimes import emission_log_probs
+from ..timeseries.series import as_series
+from ..training import local_seed
+from .posterior import posterior_predictive, posterior_samples
+
+
+def _arviz():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)  # ArviZ's refactor notice
+        import arviz as az
+    return az
+
+
+def to_inference_data(estimator, X, n_draws: int = 200, n_samples: int = 100, seed: int = 0):
+    """An ``arviz.InferenceData`` of the fitted ``estimator`` on data ``X`` (see the module's
+    docstring for what each model's groups hold). ``n_draws``: posterior draws (an
+    ``ARMixture`` with an ``AutoNormal`` guide) or posterior-predictive replicates (the
+    amortized models); ``n_samples``: importance samples per point for the amortized models'
+    log-likelihood. Seeded by ``seed``."""
+    check_positive_int("n_draws", n_draws)
+    if isinstance(estimator, GibbsGMM):
+        return estimator.to_inference_data(X, seed=seed)
+    if isinstance(estimator, ARMixture):
+        return _ar_variational(estimator, X, n_draws, seed)
+    if isinstance(estimator, LatentEstimator):
+        return _amortized(estimator, X, n_draws, n_samples, seed)
+    raise TypeError(f"no InferenceData for {type(estimator).__name__}")
+
+
+def _amortized(estimator, X, n_draws: int, n_samples: int, seed: int):
+    az = _arviz()
+    x = estimator._data(X).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the likelihood note is in the docstring
+        log_lik = estimator.log_likelihood(X, n_samples=n_samples, seed=seed)
+    replicates = posterior_predictive(estimator, X, n_draws=n_draws, seed=seed)
+    z = posterior_samples(estimator, X, n_draws=n_draws, seed=seed)["z"]
+    return az.from_dict(
+        posterior={"z": z[None]},  # the local latents, q(z | x)
+        log_likelihood={"x": log_lik[None, None]},  # one draw of the point-estimated networks
+        posterior_predictive={"x": replicates[None]},
+        observed_data={"x": x},
+        dims={"x": ["point", "feature"], "z": ["point", "latent"]},
+    )
+
+
+# ------------------------------------------------------------------------------ AR mixture
+def _check_ar(estimator: ARMixture) -> None:
+    if not hasattr(estimator, "module_"):
+        estimator._check_fitted()
+    if estimator.markov:
+        raise ValueError(
+            "InferenceData for Markov-switching regimes is not available: their likelihood "
+            "does not split into independent transitions"
+        )
+
+
+def _ar_groups(draws: dict[str, torch.Tensor], module, prev, nxt, seed: int):
+    """The InferenceData of an AR mixture from draws of its globals, each (C, S, ...)."""
+    az = _arviz()
+    C, S = draws["weights"].shape[:2]
+    flat = {k: v.reshape(C * S, *v.shape[2:]) for k, v in draws.items()}
+    corr = flat.get("noise_correlation")
+    log_lik, replicates, covariances = [], [], []
+    with local_seed(seed), torch.no_grad():
+        for i in range(C * S):
+            tril = module.scale_tril(flat["noise_scale"][i], None if corr is None else corr[i])
+            Pi, w = flat["transition_matrices"][i], flat["weights"][i]
+            log_e = emission_log_probs(prev, nxt, Pi, tril)  # (N, K)
+            log_lik.append((w.log() + log_e).logsumexp(-1))
+            z = torch.distributions.Categorical(w).sample((len(prev),))
+            noise = torch.randn_like(nxt) @ tril.T
+            replicates.append(torch.einsum("nij,nj->ni", Pi[z], prev) + noise)
+            covariances.append(tril @ tril.T)
+
+    def shaped(values):
+        return torch.stack(values).reshape(C, S, *values[0].shape).numpy()
+
+    return az.from_dict(
+        posterior={
+            "weights": draws["weights"].numpy(),
+            "transition_matrices": draws["transition_matrices"].numpy(),
+            "covariance": shaped(covariances),
+        },
+        log_likelihood={"x": shaped(log_lik)},
+        posterior_predictive={"x": shaped(replicates)},
+        observed_data={"x": nxt.numpy()},
+        dims={
+            "weights": ["regime"],
+            "transition_matrices": ["regime", "row", "column"],
+            "covariance": ["row", "column"],
+            "x": ["transition", "dim"],
+        },
+    )
+
+
+def _ar_variational(estimator: ARMixture, X, n_draws: int, seed: int):
+    """Draws of the globals from the fitted mean-field Gaussian posterior (``"normal"``): two
+    chains of ``n_draws`` independent draws."""
+    _check_ar(estimator)
+    if estimator.global_guide != "normal":
+        raise ValueError(
+            f"ARMixture(global_guide={estimator.global_guide!r}) has point estimates of its "
+            "globals, no posterior draws: fit it with global_guide='normal', or sample the "
+            "posterior with analysis.ar_nuts"
+        )
+    series = as_series(X, estimator.n_features_in_)
+    prev, nxt = series.transitions()
+    module = estimator.module_
+    with local_seed(seed), torch.no_grad():
+        draws = Predictive(module.global_guide, num_samples=2 * n_draws)(prev, nxt, None)
+    # independent draws, shown as two chains of n_draws (ArviZ's diagnostics want two or more)
+    draws = {k: v.reshape(2, n_draws, *v.shape[1:]) for k, v in draws.items()}
+    return _ar_groups(draws, module, prev, nxt, seed)
+
+
+def ar_nuts(
+    estimator: ARMixture,
+    X,
+    num_samples: int = 500,
+    warmup_steps: int = 500,
+    num_chains: int = 2,
+    seed: int = 0,
+    progress_bar: bool = False,
+):
+    """Sample the posterior of a fitted ``ARMixture``'s globals (p, Pi, Sigma) by NUTS, with
+    z_t summed out of the likelihood, and return it as an ``arviz.InferenceData``.
+
+    The priors are the estimator's (see ``ARMixtureModule.set_priors``: Dirichlet(1) on p,
+    N(0, 1) on Pi, half-normal noise scales scaled to the data, LKJ(2) correlations); an
+    estimator fitted without priors gets them here, on a copy. Each chain starts at the fit's
+    point estimates (so chains share one labelling of the regimes) and runs ``warmup_steps``
+    then ``num_samples`` steps with its own seed (``seed``, ``seed + 1``, ...); the fitted
+    estimator is left as it was. Needs i.i.d. regimes with ``discrete="marginal"``; meant for
+    small data (each step evaluates every transition).
+    """
+    _check_ar(estimator)
+    if estimator.discrete != "marginal":
+        raise ValueError("NUTS needs z_t summed out of the model: discrete='marginal'")
+    for name, value in (("num_samples", num_samples), ("num_chains", num_chains)):
+        check_positive_int(name, value)
+    series = as_series(X, estimator.n_features_in_)
+    prev, nxt = series.transitions()
+    module = copy.deepcopy(estimator.module_)  # the user's fit keeps its parameters
+    module.n_data = len(prev)
+    with local_seed(seed):
+        if module.global_guide is None:
+            module.set_priors("map", prev, nxt, None)  # priors; the guide starts at the fit
+        with torch.no_grad():
+            start = {k: v.detach() for k, v in module.global_guide.median().items()}
+    chains = []
+    for chain in range(num_chains):
+        with local_seed(seed + chain):
+            kernel = NUTS(
+                module.model,
+                max_plate_nesting=1,
+                init_strategy=init_to_value(values=start),
+                jit_compile=True,  # about 3 times faster (measured: 48 s against 135 s)
+                ignore_jit_warnings=True,
+            )
+            mcmc = MCMC(
+                kernel, num_samples, warmup_steps=warmup_steps, disable_progbar=not progress_bar
+            )
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit's notice
+                mcmc.run(prev, nxt, None)
+            chains.append(mcmc.get_samples())
+    draws = {k: torch.stack([c[k] for c in chains]) for k in chains[0]}
+    return _ar_groups(draws, module, prev, nxt, seed)
