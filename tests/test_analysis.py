@@ -320,3 +320,28 @@ def test_nuts_on_the_ar_mixtures_globals_leaves_the_fit_alone():
     assert np.isfinite(az.loo(idata).elpd_loo)
     with pytest.raises(ValueError, match="marginal"):
         analysis.ar_nuts(ARMixture(2, discrete="relaxed", epochs=2, progress_bar=False).fit(X), X)
+
+
+@pytest.mark.parametrize("global_guide", [None, "normal"])
+def test_posterior_draws_of_the_ar_mixture(global_guide):
+    from pyro_gmvae import ARMixture
+
+    X = _ar_data()
+    ar = ARMixture(2, global_guide=global_guide, epochs=5, progress_bar=False).fit(X)
+    draws = analysis.posterior_samples(ar, X, n_draws=4000, seed=0)
+    expected = {"regime": (4000, 149)}
+    if global_guide == "normal":
+        expected.update(weights=(4000, 2), transition_matrices=(4000, 2, 2, 2),
+                        noise_scale=(4000, 2), noise_correlation=(4000, 2, 2))  # fmt: skip
+    assert {k: v.shape for k, v in draws.items()} == expected
+    # the regimes follow the exact posterior p(z_t | x_{t-1}, x_t)
+    freq = (draws["regime"][:, :5, None] == np.arange(2)).mean(0)
+    np.testing.assert_allclose(freq, ar.predict_proba(X)[:5], atol=0.03)
+    x_rep = analysis.posterior_predictive(ar, X, n_draws=3, seed=0)
+    assert x_rep.shape == (3, 149, 2) and np.isfinite(x_rep).all()
+    # one-step replicates: x_t - E[x_t | x_{t-1}] has the fitted noise's spread
+    mean = np.einsum("k,kij,tj->ti", ar.weights_, ar.transition_matrices_, X[:-1])
+    assert 0.5 < (x_rep - mean).std() / np.sqrt(np.diag(ar.covariance_)).mean() < 2
+    with pytest.raises(ValueError, match="i.i.d. regimes"):
+        analysis.posterior_predictive(ARMixture(2, markov=True, epochs=2,
+                                                progress_bar=False).fit(X), X)  # fmt: skip

@@ -139,7 +139,7 @@ def _ar_variational(estimator: ARMixture, X, n_draws: int, seed: int):
     with local_seed(seed), torch.no_grad():
         draws = Predictive(module.global_guide, num_samples=2 * n_draws)(prev, nxt, None)
     # independent draws, shown as two chains of n_draws (ArviZ's diagnostics want two or more)
-    draws = {k: v.reshape(2, n_draws, *v.shape[1:]) for k, v in draws.items()}
+    draws = {k: draws[k].reshape(2, n_draws, *draws[k].shape[1:]) for k in module._global_names()}
     return _ar_groups(draws, module, prev, nxt, seed)
 
 

@@ -19,17 +19,48 @@ from pyro.infer import Predictive
 
 from ..checks import check_positive_int
 from ..estimators.base import LatentEstimator
+from ..timeseries import ARMixture
+from ..timeseries.series import as_series
 from ..training import local_seed
 
 
 def _fitted_module(estimator, X) -> tuple[torch.nn.Module, torch.Tensor]:
     if not isinstance(estimator, LatentEstimator):
         raise TypeError(
-            f"{type(estimator).__name__} is not one of the amortized models (GMVAE, VAE, AE, "
-            "VAEGMM, DilokthanakulGMVAE)"
+            f"{type(estimator).__name__} is not one of the models with a guide (GMVAE, VAE, "
+            "AE, VAEGMM, DilokthanakulGMVAE, ARMixture)"
         )
     estimator._check_fitted()
     return estimator.module_, estimator._data(X)
+
+
+def _ar_transitions(estimator: ARMixture, X) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fitted AR mixture's (x_{t-1}, x_t) pairs of ``X``, every series in order."""
+    estimator._check_fitted()
+    if estimator.markov:
+        raise ValueError(
+            "posterior draws per transition need i.i.d. regimes: a Markov-switching model's "
+            "regimes are drawn jointly (use predict_proba for their smoothed posterior)"
+        )
+    return as_series(X, estimator.n_features_in_).transitions()
+
+
+@torch.no_grad()
+def _ar_posterior_samples(estimator: ARMixture, X, n_draws: int) -> dict[str, torch.Tensor]:
+    prev, nxt = _ar_transitions(estimator, X)
+    module = estimator.module_
+    out = {}
+    if module.global_guide is not None:  # globals with priors: draws from their guide
+        draws = Predictive(module.global_guide, num_samples=n_draws)(prev, nxt, None)
+        out.update({name: draws[name] for name in module._global_names()})
+    probs = torch.from_numpy(np.concatenate(_as_list(estimator.predict_proba(X))))
+    out["regime"] = dist.Categorical(probs=probs).sample((n_draws,))
+    return out
+
+
+def _as_list(per_series) -> list[np.ndarray]:
+    return per_series if isinstance(per_series, list) else list(per_series.reshape(
+        -1, *per_series.shape[-2:]))  # fmt: skip
 
 
 @torch.no_grad()
@@ -43,10 +74,20 @@ def posterior_samples(estimator, X, n_draws: int = 100, seed: int = 0) -> dict[s
     ``cluster`` its largest entry); for ``DilokthanakulGMVAE``, whose guide has no y, they are
     drawn from the exact p(y | w, z) at each draw of (w, z); for ``VAEGMM`` and a ``VAE`` with
     a mixture prior, from the prior's p(c | z) at each draw of z. An ``AE``'s guide is a point mass,
-    so its draws are all equal. The draws come from a generator seeded by ``seed``; the
-    caller's random state is left alone.
+    so its draws are all equal.
+
+    ``ARMixture`` (i.i.d. regimes): ``regime`` (n_draws, n_transitions), drawn from the exact
+    posterior p(z_t | x_{t-1}, x_t) at the fitted globals (``predict_proba``), transitions of
+    every series in order; with ``global_guide="normal"`` or ``"map"`` also draws of the
+    globals from their guide: ``weights`` (n_draws, K), ``transition_matrices``
+    (n_draws, K, d, d), ``noise_scale`` (n_draws, d) and, for full covariances,
+    ``noise_correlation`` (n_draws, d, d). The draws come from a generator seeded by ``seed``;
+    the caller's random state is left alone.
     """
     check_positive_int("n_draws", n_draws)
+    if isinstance(estimator, ARMixture):
+        with local_seed(seed):
+            return {k: v.numpy() for k, v in _ar_posterior_samples(estimator, X, n_draws).items()}
     module, x = _fitted_module(estimator, X)
     with local_seed(seed):
         draws = Predictive(module.guide, num_samples=n_draws)(x)
@@ -68,12 +109,19 @@ def posterior_predictive(estimator, X, n_draws: int = 10, seed: int = 0) -> np.n
     x_rep ~ p(x | z) with z ~ q(z | x): shape (n_draws, N, n_features).
 
     These are draws of x, not decoder means (``reconstruct`` gives those): binary images under
-    a Bernoulli likelihood, noisy values under a Gaussian one. ``pyro.infer.Predictive`` runs
-    the model with its observation unconditioned (``poutine.uncondition``) and its latents
-    replayed from the guide. Seeded by ``seed``; the caller's random state is left alone.
+    a Bernoulli likelihood, noisy values under a Gaussian one. For ``ARMixture`` (i.i.d.
+    regimes) they are one-step replicates of each transition, x_t ~ sum_k p_k
+    N(Pi_k x_{t-1}, Sigma) given the observed x_{t-1}: shape (n_draws, n_transitions, d).
+    ``pyro.infer.Predictive`` runs the model with its observation unconditioned
+    (``poutine.uncondition``) and its latents replayed from the guide. Seeded by ``seed``;
+    the caller's random state is left alone.
     """
     check_positive_int("n_draws", n_draws)
-    module, x = _fitted_module(estimator, X)
+    if isinstance(estimator, ARMixture):
+        module, args = estimator.module_, (*_ar_transitions(estimator, X), None)
+    else:
+        module, x = _fitted_module(estimator, X)
+        args = (x,)
     with local_seed(seed):
         predictive = Predictive(
             poutine.uncondition(module.model),
@@ -81,4 +129,4 @@ def posterior_predictive(estimator, X, n_draws: int = 10, seed: int = 0) -> np.n
             num_samples=n_draws,
             return_sites=["x"],
         )
-        return predictive(x)["x"].numpy()
+        return predictive(*args)["x"].numpy()
