@@ -26,6 +26,7 @@ from pyro.infer.autoguide.initialization import init_to_value
 from ..checks import check_positive_int
 from ..estimators.base import LatentEstimator
 from ..gmm import GibbsGMM
+from ..gmm.sampler import match_labels
 from ..timeseries import ARMixture
 from ..timeseries.regimes import emission_log_probs
 from ..timeseries.series import as_series
@@ -84,31 +85,48 @@ def _check_ar(estimator: ARMixture) -> None:
         )
 
 
+def _assignments(weights, Pi, tril, prev, nxt) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p_k + log N(x_t | Pi_k x_{t-1}, Sigma) (N, K) and its most probable regimes (N,)."""
+    joint = weights.log() + emission_log_probs(prev, nxt, Pi, tril)
+    return joint, joint.argmax(-1)
+
+
 def _ar_groups(draws: dict[str, torch.Tensor], module, prev, nxt, seed: int):
-    """The InferenceData of an AR mixture from draws of its globals, each (C, S, ...)."""
+    """The InferenceData of an AR mixture from draws of its globals, each (C, S, ...). Label
+    switching is undone: each draw's regimes are renamed to agree best (Hungarian matching of
+    the transitions' most probable regimes) with those of the fit's point estimates."""
     az = _arviz()
     C, S = draws["weights"].shape[:2]
+    K = draws["weights"].shape[-1]
     flat = {k: v.reshape(C * S, *v.shape[2:]) for k, v in draws.items()}
     corr = flat.get("noise_correlation")
-    log_lik, replicates, covariances = [], [], []
+    log_lik, replicates, covariances, weights, matrices = [], [], [], [], []
     with local_seed(seed), torch.no_grad():
+        g = module.point_globals()
+        _, reference = _assignments(g["weights"], g["transition_matrices"], g["scale_tril"],
+                                    prev, nxt)  # fmt: skip
         for i in range(C * S):
             tril = module.scale_tril(flat["noise_scale"][i], None if corr is None else corr[i])
-            Pi, w = flat["transition_matrices"][i], flat["weights"][i]
-            log_e = emission_log_probs(prev, nxt, Pi, tril)  # (N, K)
-            log_lik.append((w.log() + log_e).logsumexp(-1))
+            joint, labels = _assignments(
+                flat["weights"][i], flat["transition_matrices"][i], tril, prev, nxt
+            )
+            order = match_labels(labels[None], reference, K)[0]  # draw's regime order[j] -> j
+            w, Pi = flat["weights"][i][order], flat["transition_matrices"][i][order]
+            log_lik.append(joint.logsumexp(-1))
             z = torch.distributions.Categorical(w).sample((len(prev),))
             noise = torch.randn_like(nxt) @ tril.T
             replicates.append(torch.einsum("nij,nj->ni", Pi[z], prev) + noise)
             covariances.append(tril @ tril.T)
+            weights.append(w)
+            matrices.append(Pi)
 
     def shaped(values):
         return torch.stack(values).reshape(C, S, *values[0].shape).numpy()
 
     return az.from_dict(
         posterior={
-            "weights": draws["weights"].numpy(),
-            "transition_matrices": draws["transition_matrices"].numpy(),
+            "weights": shaped(weights),
+            "transition_matrices": shaped(matrices),
             "covariance": shaped(covariances),
         },
         log_likelihood={"x": shaped(log_lik)},
