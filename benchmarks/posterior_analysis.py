@@ -3,6 +3,8 @@ pick on digits, and is q(y | x) less sure of the points the model misclusters?
 
 * ``gibbs-k3``: ``choose_k`` with ``GibbsGMM`` on three Gaussians in 2-D (300 points, one
   data set per data seed), K = 1..6, seeds 0-1: how many data seeds give K = 3.
+* ``ar-k3``: ``choose_k`` with ``ARMixture`` on a simulated two-dimensional series with three
+  regimes (1,000 steps; the first 800 to fit, the last 200 held out), K = 1..6, seeds 0-1.
 * ``gmvae-latent-k3``: ``choose_k`` with ``GMVAE`` (Gaussian likelihood) on data simulated from
   a three-component GMM in a 2-D latent space pushed through a fixed random network to 20-D,
   K = 2..6, seeds 0-1.
@@ -31,12 +33,19 @@ from sklearn.metrics import confusion_matrix, roc_auc_score
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RunCache, machine, publish  # noqa: E402
 
-from pyro_gmvae import GMVAE, GibbsGMM, analysis, load_digits  # noqa: E402
+from pyro_gmvae import (  # noqa: E402
+    GMVAE,
+    ARMixture,
+    GibbsGMM,
+    analysis,
+    load_digits,
+    simulate_ar_mixture,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
 BENCH_VERSION = 1
-PARTS = ("gibbs-k3", "gmvae-latent-k3", "digits-k", "digits-entropy")
+PARTS = ("gibbs-k3", "ar-k3", "gmvae-latent-k3", "digits-k", "digits-entropy")
 
 
 def three_gaussians(seed: int, n: int = 300) -> np.ndarray:
@@ -71,6 +80,13 @@ def run_part(part: str, data_seed: int, tiny: bool) -> dict:
         sel = analysis.choose_k(
             template, three_gaussians(data_seed), range(1, 7), seeds, progress_bar=False
         )
+        return selection_row(sel, time.perf_counter() - start)
+    if part == "ar-k3":
+        series = simulate_ar_mixture(200 if tiny else 1000, 2, 3, seed=data_seed).series[0]
+        cut = int(0.8 * len(series))
+        template = ARMixture(epochs=5 if tiny else None, n_init=2 if tiny else 10)
+        sel = analysis.choose_k(template, series[:cut], range(1, 4) if tiny else range(1, 7),
+                                seeds, X_test=series[cut:], progress_bar=False)  # fmt: skip
         return selection_row(sel, time.perf_counter() - start)
     if part == "gmvae-latent-k3":
         epochs = 2 if tiny else 60
@@ -155,7 +171,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     if args.tiny and args.cache == p.get_default("cache"):
         raise SystemExit("a smoke run (--tiny) must not write the published files: pass --cache")
-    default_seeds = {"gibbs-k3": range(10), "gmvae-latent-k3": range(3), "digits-k": range(1),
+    default_seeds = {"gibbs-k3": range(10), "ar-k3": range(10), "gmvae-latent-k3": range(3),
+                     "digits-k": range(1),
                      "digits-entropy": range(3)}  # fmt: skip
     cache = RunCache(
         Path(args.cache), lambda part, seed: {"version": BENCH_VERSION, "tiny": args.tiny}
