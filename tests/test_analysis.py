@@ -71,35 +71,48 @@ def test_posterior_draws_follow_the_guide(fitted, data):
     ``transform``), and the GMVAE's cluster frequencies are q(y | x)."""
     x = data[:5]
     for name in ("vae", "gmvae"):
-        draws = analysis.posterior_samples(fitted[name], x, n_draws=4000, seed=0)
-        np.testing.assert_allclose(draws["z"].mean(0), fitted[name].transform(x), atol=0.06)
-    draws = analysis.posterior_samples(fitted["gmvae"], x, n_draws=4000, seed=0)
-    freq = np.stack([(draws["cluster"] == k).mean(0) for k in range(4)], 1)
-    np.testing.assert_allclose(freq, fitted["gmvae"].predict_proba(x), atol=0.03)
+        draws = analysis.posterior_samples(fitted[name], x, n_draws=1500, seed=0)
+        np.testing.assert_allclose(draws["z"].mean(0), fitted[name].transform(x), atol=0.08)
+    freq = np.stack([(draws["cluster"] == k).mean(0) for k in range(4)], 1)  # the GMVAE's
+    np.testing.assert_allclose(freq, fitted["gmvae"].predict_proba(x), atol=0.04)
 
 
 def test_dilokthanakul_clusters_are_drawn_from_r_at_the_drawn_w_z(fitted, data):
-    """Given the draws of (w, z), the clusters follow p(y | w, z): checked by Pyro's
-    ``infer_discrete`` on the model conditioned on one draw."""
+    """The cluster draws follow p(y | w, z) at each draw of (w, z): their frequencies match the
+    average of r over the draws, with components made clearly distinct (a fit of two epochs
+    leaves r almost uniform, where a uniform draw would pass too); r itself is checked against
+    Pyro's ``infer_discrete`` on the model conditioned on one draw."""
+    import copy
+
     from pyro import poutine
     from pyro.infer import infer_discrete
 
-    model = fitted["dilokthanakul"]
-    module, x = model.module_, torch.as_tensor(data[:1])
-    draws = analysis.posterior_samples(model, data[:1], n_draws=1, seed=0)
-    w, z = torch.as_tensor(draws["w"][0]), torch.as_tensor(draws["z"][0])
-    conditioned = poutine.condition(module.model, data={"w": w, "z": z})
+    from pyro_gmvae.models.dilokthanakul import PRIOR_HEAD_INIT_SCALE
+
+    model = copy.deepcopy(fitted["dilokthanakul"])
+    module = model.module_
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for layer in (module.prior_head.loc, module.prior_head.var):
+            layer.weight.div_(PRIOR_HEAD_INIT_SCALE)
+            layer.bias.normal_(0, 2)
+    draws = analysis.posterior_samples(model, data[:1], n_draws=2000, seed=0)
+    w, z = torch.as_tensor(draws["w"][:, 0]), torch.as_tensor(draws["z"][:, 0])
+    with torch.no_grad():
+        r = module.cluster_log_posterior(module.prior_z(w), z).exp().numpy()  # (2000, 4)
+    assert r.mean(0).max() > 0.4  # far from uniform: the check has power
+    freq = np.bincount(draws["cluster"][:, 0], minlength=4) / 2000
+    np.testing.assert_allclose(freq, r.mean(0), atol=0.035)  # 3 standard errors
+    x = torch.as_tensor(data[:1])
+    conditioned = poutine.condition(module.model, data={"w": w[:1], "z": z[:1]})
     sampler = infer_discrete(conditioned, first_available_dim=-2, temperature=1)
     with torch.no_grad():
-        ys = [int(poutine.trace(sampler).get_trace(x).nodes["y"]["value"]) for _ in range(3000)]
-    freq = np.bincount(ys, minlength=4) / len(ys)
-    with torch.no_grad():
-        r = module.cluster_log_posterior(module.prior_z(w), z).exp().numpy()[0]
-    np.testing.assert_allclose(freq, r, atol=0.03)
+        ys = [int(poutine.trace(sampler).get_trace(x).nodes["y"]["value"]) for _ in range(1000)]
+    np.testing.assert_allclose(np.bincount(ys, minlength=4) / 1000, r[0], atol=0.05)
 
 
 def test_analysis_refuses_what_it_cannot_use(fitted, data):
-    with pytest.raises(TypeError, match="amortized"):
+    with pytest.raises(TypeError, match="models with a guide"):
         analysis.posterior_samples(GibbsGMM(2), data)
     with pytest.raises(ValueError, match="n_draws"):
         analysis.posterior_samples(fitted["vae"], data, n_draws=0)
