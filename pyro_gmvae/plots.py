@@ -416,22 +416,20 @@ def plot_cluster_gallery(
 
 def plot_k_selection(selection, path: str | Path | None = None, title: str | None = None):
     """Held-out log-likelihood per point against K (a :class:`~pyro_gmvae.analysis.KSelection`):
-    every seed's fit, the mean with one standard error, the one-standard-error threshold and
-    the chosen K; for models with global parameters also the PSIS-LOO criterion."""
+    every seed's fit, the mean with the standard error of its difference from the best K (the
+    one-standard-error rule's yardstick) and the chosen K; for models with global parameters
+    also the PSIS-LOO criterion."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ks = np.asarray(selection.ks)
     for j, seed in enumerate(selection.seeds):
         ax.plot(ks, selection.scores[:, j], "o", ms=3, alpha=0.5, label=f"seed {seed}")
-    means, se = selection.means, selection.standard_errors
-    ax.errorbar(ks, means, yerr=se, color="k", capsize=3, label="mean ± 1 s.e.")
-    best = int(np.argmax(means))
-    ax.axhline(means[best] - se[best], color="grey", ls=":", label="best mean − 1 s.e.")
+    means = selection.means
+    ax.errorbar(ks, means, yerr=selection.standard_errors, color="k", capsize=3,
+                label="mean ± 1 s.e. of its difference from the best")  # fmt: skip
     ax.axvline(selection.best_k, color="C3", ls="--", label=f"chosen K = {selection.best_k}")
     if selection.loo is not None:  # PSIS-LOO on the training points, same unit
-        loo_se = selection.loo.std(1, ddof=1) / np.sqrt(selection.loo.shape[1]) if (
-            selection.loo.shape[1] > 1) else None  # fmt: skip
-        ax.errorbar(ks, selection.loo.mean(1), yerr=loo_se, color="C4", ls="--", capsize=3,
-                    label=f"PSIS-LOO (its pick: K = {selection.best_k_loo})")  # fmt: skip
+        ax.plot(ks, np.nanmean(selection.loo, 1), color="C4", ls="--", marker="s", ms=3,
+                label=f"PSIS-LOO (its pick: K = {selection.best_k_loo})")  # fmt: skip
     ax.set_xlabel("K")
     ax.set_ylabel("log predictive density per point (nats)")
     ax.set_xticks(ks)

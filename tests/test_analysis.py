@@ -210,12 +210,29 @@ def test_choose_k_with_an_amortized_model_scores_held_out_points():
 
 
 def test_one_standard_error_rule():
-    from pyro_gmvae.analysis.choosing_k import one_standard_error_pick
+    from pyro_gmvae.analysis.choosing_k import difference_standard_errors, one_standard_error_pick
 
-    scores = np.array([[-3.0, -3.2], [-2.0, -2.2], [-1.95, -2.05], [-1.9, -2.3]])
-    # best mean -2.0 (K=3) with s.e. 0.05: K=2's -2.1 is outside, so K=3 (not 4, not 2)
-    assert one_standard_error_pick([1, 2, 3, 4], scores) == 3
-    assert one_standard_error_pick([1, 2], np.array([[-1.0], [-2.0]])) == 1
+    rng = np.random.default_rng(0)
+    base = rng.normal(-2.0, 1.0, 400)  # one held-out point's log-likelihood per column
+    # K=1 far worse; K=2 worse than K=3 by 0.05 at every point; K=4 differs from K=3 by
+    # noise (+-0.5 per point) and 0.01 on average
+    noise = rng.choice([-0.5, 0.5], 400)
+    rows = [base - 1.0, base - 0.05, base, base + noise - noise.mean() + 0.01]
+    pointwise = np.stack([np.stack([r, r]) for r in rows])  # two identical seeds
+    se = difference_standard_errors(pointwise)
+    # K=4 is the best by 0.01: K=3 is within its paired standard error (0.5 / sqrt(400)),
+    # K=2 (0.06 below) is not
+    assert se[3] == 0 and se[2] == pytest.approx(0.5 / np.sqrt(400), rel=0.01)
+    assert se[1] == pytest.approx(0.5 / np.sqrt(400), rel=0.01)
+    assert one_standard_error_pick([1, 2, 3, 4], pointwise) == 3
+    # the spread over seeds counts too: K=2 seeds that disagree by much make it acceptable
+    spread = pointwise.copy()
+    spread[1, 0] += 0.4
+    spread[1, 1] -= 0.4
+    assert one_standard_error_pick([1, 2, 3, 4], spread) == 2
+    # a fit left out (NaN) does not stop the others
+    spread[0, 0] = np.nan
+    assert one_standard_error_pick([1, 2, 3, 4], spread) == 2
 
 
 def test_choose_k_refuses_bad_ranges():
@@ -229,6 +246,20 @@ def test_choose_k_refuses_bad_ranges():
         analysis.choose_k(template, X, ks=[0, 1])
     with pytest.raises(TypeError, match="number of clusters"):
         analysis.choose_k(AE(), X, ks=[2])
+    with pytest.raises(TypeError, match="integer"):
+        analysis.choose_k(template, X, ks=[2.5])
+    with pytest.raises(ValueError, match="repeat"):
+        analysis.choose_k(template, X, ks=[2], seeds=[0, 0])
+    with pytest.raises(ValueError, match="shape"):
+        analysis.choose_k(template, X, ks=[2], X_test=np.zeros((5, 3)))
+    from pyro_gmvae import ARMixture
+
+    series = _ar_data()
+    with pytest.raises(ValueError, match="held-out stretch"):
+        analysis.choose_k(ARMixture(), series, ks=[2])
+    three = [series[:50], series[50:100], series[100:]]  # 147 transitions in 3 series
+    with pytest.raises(ValueError, match="only 147 transitions"):
+        analysis.choose_k(ARMixture(), three, ks=[148], X_test=series)
 
 
 def _quiet_arviz():
@@ -326,11 +357,17 @@ def test_nuts_on_the_ar_mixtures_globals_leaves_the_fit_alone():
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)  # the user's fit is unchanged
     assert ar.module_.global_guide is None
-    # the posterior sits around the maximum-likelihood fit (300 transitions: a tight posterior)
+    # the posterior sits around the maximum-likelihood fit (149 transitions)
     np.testing.assert_allclose(
         idata.posterior["weights"].values.mean((0, 1)), ar.weights_, atol=0.1
     )
-    assert np.isfinite(az.loo(idata).elpd_loo)
+    assert idata.sample_stats["diverging"].shape == (2, 20)
+    context = _quiet_arviz()
+    try:
+        assert np.isfinite(az.loo(idata).elpd_loo)
+        az.summary(idata, var_names=["weights", "transition_matrices"])
+    finally:
+        context.__exit__(None, None, None)
     with pytest.raises(ValueError, match="marginal"):
         analysis.ar_nuts(ARMixture(2, discrete="relaxed", epochs=2, progress_bar=False).fit(X), X)
 
@@ -352,9 +389,38 @@ def test_posterior_draws_of_the_ar_mixture(global_guide):
     np.testing.assert_allclose(freq, ar.predict_proba(X)[:5], atol=0.03)
     x_rep = analysis.posterior_predictive(ar, X, n_draws=3, seed=0)
     assert x_rep.shape == (3, 149, 2) and np.isfinite(x_rep).all()
+    u = analysis.cluster_uncertainty(ar, X)  # one row per transition
+    assert u.probs.shape == (149, 2) and (u.entropy <= np.log(2) + 1e-12).all()
+    summaries = analysis.cluster_summaries(ar, X, n_members=3)
+    labels = ar.predict(X)
+    for s in summaries:
+        np.testing.assert_allclose(s.mean, X[1:][labels == s.cluster].mean(0))  # mean x_t
     # one-step replicates: x_t - E[x_t | x_{t-1}] has the fitted noise's spread
     mean = np.einsum("k,kij,tj->ti", ar.weights_, ar.transition_matrices_, X[:-1])
     assert 0.5 < (x_rep - mean).std() / np.sqrt(np.diag(ar.covariance_)).mean() < 2
     with pytest.raises(ValueError, match="i.i.d. regimes"):
         analysis.posterior_predictive(ARMixture(2, markov=True, epochs=2,
                                                 progress_bar=False).fit(X), X)  # fmt: skip
+
+
+def test_analysing_one_ar_fit_leaves_another_alone():
+    """Two fits with guides on their globals share parameter names: drawing from one must not
+    hand its parameters to the other through Pyro's global parameter store."""
+    import copy
+
+    from pyro_gmvae import ARMixture, simulate_ar_mixture
+
+    XA = _ar_data()
+    XB = 3 * simulate_ar_mixture(150, 2, 2, seed=4).series[0]  # another scale
+    fits = [ARMixture(2, global_guide="normal", epochs=5, progress_bar=False).fit(X)
+            for X in (XA, XB)]  # fmt: skip
+    states = [copy.deepcopy(f.module_.state_dict()) for f in fits]
+    scores = [f.score(X) for f, X in zip(fits, (XA, XB), strict=True)]
+    for fit, X in zip(fits, (XA, XB), strict=True):
+        analysis.to_inference_data(fit, X, n_draws=20)
+        draws = analysis.posterior_samples(fit, X, n_draws=200)
+        np.testing.assert_allclose(draws["noise_scale"].mean(0), fit.covariance_.diagonal() ** 0.5,
+                                   rtol=0.25)  # fmt: skip
+    for fit, state, score, X in zip(fits, states, scores, (XA, XB), strict=True):
+        assert all(torch.equal(state[k], fit.module_.state_dict()[k]) for k in state)
+        assert fit.score(X) == score

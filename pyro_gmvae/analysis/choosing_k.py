@@ -1,15 +1,20 @@
 """Choosing the number of clusters K by held-out log-likelihood, several seeds per K.
 
-Procedure (:func:`choose_k`): hold out part of the data (or take the held-out set given);
-for every K and seed, fit a copy of the given estimator with that K and seed on the rest; score
-each fit by its mean log-likelihood per held-out point: the importance-weighted estimate
-(``log_likelihood``) for the amortized models, ``score_samples`` for the others (the Gibbs GMM's
-posterior predictive density, the AR mixture's exact likelihood per transition). Models with
-global parameters sampled by MCMC (``GibbsGMM``) are also scored by PSIS-LOO on the training
-points (``az.loo`` on their draws). More clusters rarely score much worse, since a surplus
-cluster can stay empty or split one in two, so the pick is the smallest K whose mean is within
-one standard error of the best mean (the "one-standard-error rule"; the standard error over
-the seeds).
+Procedure (:func:`choose_k`): hold out part of the data (or take the held-out set given; time
+series must give one, e.g. a later stretch); for every K and seed, fit a copy of the given
+estimator with that K and seed on the rest; score each fit by the log-likelihood of every
+held-out point: the importance-weighted estimate (``log_likelihood``) for the amortized models,
+the posterior predictive density (``score_samples``) for the Gibbs GMM, the exact density of
+each transition given the fitted globals for the AR mixture (of each series, for Markov
+regimes). Models with sampled globals (``GibbsGMM``) are also scored by PSIS-LOO on the
+training points (``az.loo`` on their draws).
+
+More clusters rarely score much worse, since a surplus cluster can stay empty or split one in
+two, so the pick is the smallest K whose mean score is within one standard error of the best
+K's: the standard error of the difference of the two means, which combines the held-out
+sampling error (the points' differences, paired, as ``az.compare`` does) and the spread over
+the seeds of both (the "one-standard-error rule"). A fit whose score is not finite (a diverged
+fit) is left out of its K's statistics, with a warning.
 """
 
 from __future__ import annotations
@@ -22,44 +27,55 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from ..checks import check_positive_int
 from ..estimators.base import LatentEstimator
+from ..gmm import GibbsGMM
+from ..timeseries import ARMixture
+from ..timeseries.regimes import emission_log_probs
+from ..timeseries.series import as_series
 from ..training import _interactive
 
 
 @dataclass
 class KSelection:
-    """The result of :func:`choose_k`: ``scores[i, j]`` is the mean held-out log-likelihood
-    per point (nats) of the fit with K = ``ks[i]`` and seed ``seeds[j]``; ``best_k`` the pick
-    by the one-standard-error rule; for models with global parameters (``GibbsGMM``),
-    ``loo[i, j]`` is the PSIS-LOO estimate of the expected log predictive density per training
-    point (``az.loo`` on the fit's draws) and ``best_k_loo`` its pick by the same rule, else
-    both are None; ``models`` the fitted copies, keyed by (K, seed), when kept."""
+    """The result of :func:`choose_k`: ``pointwise[i, j]`` holds the held-out log-likelihood
+    of every held-out point (nats) under the fit with K = ``ks[i]`` and seed ``seeds[j]``
+    (NaN for a fit left out), ``scores[i, j]`` its mean; ``best_k`` the pick by the
+    one-standard-error rule. For models with global parameters (``GibbsGMM``), ``loo[i, j]``
+    is the PSIS-LOO estimate of the expected log predictive density per training point and
+    ``best_k_loo`` its pick (by the standard error over the seeds alone), else both are None;
+    ``models`` the fitted copies, keyed by (K, seed), when kept."""
 
     ks: list[int]
     seeds: list[int]
-    scores: np.ndarray
+    pointwise: np.ndarray
     best_k: int
     loo: np.ndarray | None = None
     best_k_loo: int | None = None
     models: dict = field(default_factory=dict, repr=False)
 
     @property
+    def scores(self) -> np.ndarray:
+        return self.pointwise.mean(-1)
+
+    @property
     def means(self) -> np.ndarray:
-        return self.scores.mean(1)
+        """Each K's mean score over its seeds (-inf when every fit was left out)."""
+        return _nan_means(self.scores)
 
     @property
     def standard_errors(self) -> np.ndarray:
-        """The standard error of each K's mean over the seeds (0 with one seed)."""
-        return standard_errors(self.scores)
+        """The standard error of each K's difference from the best K (the rule's yardstick)."""
+        return difference_standard_errors(self.pointwise)
 
     def table(self) -> list[dict]:
-        """One row per K: its mean, standard error, the seeds' scores, and whether it is the
-        pick."""
+        """One row per K: its mean, the standard error of its difference from the best, the
+        seeds' scores, and whether it is the pick."""
         return [
             {
                 "k": k,
@@ -67,7 +83,7 @@ class KSelection:
                 "standard_error": float(se),
                 "scores": row.tolist(),
                 "chosen": k == self.best_k,
-                **({} if self.loo is None else {"loo_mean": float(self.loo[i].mean())}),
+                **({} if self.loo is None else {"loo_mean": float(np.nanmean(self.loo[i]))}),
             }
             for i, (k, m, se, row) in enumerate(
                 zip(self.ks, self.means, self.standard_errors, self.scores, strict=True)
@@ -75,25 +91,60 @@ class KSelection:
         ]
 
     def plot(self, path: str | Path | None = None, title: str | None = None):
-        """The criterion against K: every seed's score, the mean with its standard error, the
-        threshold of the one-standard-error rule and the pick."""
+        """The criterion against K: every seed's score, the mean with the standard error of
+        its difference from the best, and the pick."""
         from ..plots import plot_k_selection
 
         return plot_k_selection(self, path=path, title=title)
 
 
-def standard_errors(scores: np.ndarray) -> np.ndarray:
-    """The standard error of each row's mean over its columns (the seeds; 0 with one)."""
-    n = scores.shape[1]
-    return scores.std(1, ddof=1) / math.sqrt(n) if n > 1 else np.zeros(len(scores))
+def _nan_means(per_fit: np.ndarray) -> np.ndarray:
+    """Mean over the seeds of each row, leaving NaN out; -inf where all are NaN."""
+    counts = np.isfinite(per_fit).sum(1)
+    sums = np.where(np.isfinite(per_fit), per_fit, 0.0).sum(1)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), -np.inf)
 
 
-def one_standard_error_pick(ks: Sequence[int], scores: np.ndarray) -> int:
-    """The smallest K whose mean score is within one standard error of the best mean."""
-    means, se = scores.mean(1), standard_errors(scores)
+def _seed_variances(per_fit: np.ndarray) -> np.ndarray:
+    """The variance of each row's mean over its finite seeds (0 with fewer than two)."""
+    out = np.zeros(len(per_fit))
+    for i, row in enumerate(per_fit):
+        row = row[np.isfinite(row)]
+        if len(row) > 1:
+            out[i] = row.var(ddof=1) / len(row)
+    return out
+
+
+def difference_standard_errors(pointwise: np.ndarray) -> np.ndarray:
+    """For (K, seeds, points) held-out log-likelihoods: the standard error of each K's mean
+    score minus the best K's, sqrt(paired^2 + seeds_K^2 + seeds_best^2), where "paired" is the
+    standard error of the mean of the points' differences (their seed averages) and "seeds"
+    the standard error of a K's mean over its seeds; 0 for the best K against itself."""
+    per_fit = pointwise.mean(-1)
+    means = _nan_means(per_fit)
     best = int(np.argmax(means))
-    threshold = means[best] - se[best]
-    return int(min(k for k, m in zip(ks, means, strict=True) if m >= threshold))
+    per_point = np.nanmean(np.where(np.isfinite(per_fit)[..., None], pointwise, np.nan), 1)
+    n = pointwise.shape[-1]
+    diff = per_point[best] - per_point  # (K, points)
+    paired = np.zeros(len(means))
+    if n > 1:
+        finite = np.isfinite(diff).all(1)
+        paired[finite] = diff[finite].std(1, ddof=1) / math.sqrt(n)
+    seeds = _seed_variances(per_fit)
+    se = np.sqrt(paired**2 + seeds + seeds[best])
+    se[best] = 0.0
+    return se
+
+
+def one_standard_error_pick(ks: Sequence[int], pointwise: np.ndarray) -> int:
+    """The smallest K whose mean is within one standard error (of the difference) of the best
+    mean; ``pointwise`` is (K, seeds, points) (for a plain per-fit criterion, (K, seeds, 1))."""
+    means = _nan_means(pointwise.mean(-1))
+    if not np.isfinite(means).any():
+        raise ValueError("no fit gave a finite score: every K diverged")
+    se = difference_standard_errors(pointwise)
+    best = means.max()
+    return int(min(k for k, m, e in zip(ks, means, se, strict=True) if best - m <= e))
 
 
 def _size_param(estimator) -> str:
@@ -112,10 +163,48 @@ def _loo_per_point(model, X_train) -> float:
     return float(az.loo(model.to_inference_data(X_train)).elpd_loo) / len(X_train)
 
 
-def _held_out_score(model, X_test, n_samples: int, seed: int) -> float:
+def _pointwise_held_out(model, X_test, n_samples: int, seed: int) -> np.ndarray:
+    """The held-out log-likelihood of every held-out point (transition, for the AR mixture)."""
     if isinstance(model, LatentEstimator):
-        return float(np.mean(model.log_likelihood(X_test, n_samples=n_samples, seed=seed)))
-    return float(np.mean(model.score_samples(X_test)))
+        return np.asarray(model.log_likelihood(X_test, n_samples=n_samples, seed=seed))
+    if isinstance(model, ARMixture):
+        if model.markov:  # the regimes are a chain: a density per series
+            return np.asarray(model.score_samples(X_test))
+        prev, nxt = as_series(X_test, model.n_features_in_).transitions()
+        with torch.no_grad():
+            g = model.module_.point_globals()
+            joint = g["weights"].log() + emission_log_probs(
+                prev, nxt, g["transition_matrices"], g["scale_tril"]
+            )
+        return joint.logsumexp(-1).numpy()
+    return np.asarray(model.score_samples(X_test))
+
+
+def _check_data(estimator, X, X_test, test_size, split_seed):
+    """The training and held-out data, and the training set's size (transitions for series)."""
+    if isinstance(estimator, ARMixture):
+        if X_test is None:
+            raise ValueError(
+                "time series need a held-out stretch: pass X_test (e.g. the last 20% of each "
+                "series, or other series); a random split of the steps would break them up"
+            )
+        train = as_series(X)
+        as_series(X_test, train.dim)  # the same dimension, at least two steps
+        return X, X_test, train.n_transitions
+    if X_test is None:
+        if not 0 < test_size < 1:
+            raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+        X_train, X_test = train_test_split(
+            np.asarray(X), test_size=test_size, random_state=split_seed
+        )
+    else:
+        X_train = X
+        train_shape, test_shape = np.shape(X_train)[1:], np.shape(X_test)[1:]
+        if train_shape != test_shape:
+            raise ValueError(
+                f"X_test's rows have shape {test_shape}, the training rows {train_shape}"
+            )
+    return X_train, X_test, len(X_train)
 
 
 def choose_k(
@@ -142,32 +231,28 @@ def choose_k(
     ``models`` with ``keep_models=True``.
     """
     size_param = _size_param(estimator)
-    ks = sorted({int(k) for k in ks})
-    seeds = [int(s) for s in seeds]
+    ks, seeds = list(ks), list(seeds)
+    for name, values in (("K", ks), ("seed", seeds)):
+        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int | np.integer)]
+        if bad:
+            raise TypeError(f"every {name} must be an integer, got {bad[0]!r}")
     if not ks:
         raise ValueError("the range of K is empty: give at least one K")
     if not seeds:
         raise ValueError("give at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"the seeds repeat: {seeds}")
+    ks = sorted({int(k) for k in ks})
     if ks[0] < 1:
         raise ValueError(f"K must be at least 1, got {ks[0]}")
     check_positive_int("n_samples", n_samples)
-    if X_test is None:
-        if not 0 < test_size < 1:
-            raise ValueError(f"test_size must be in (0, 1), got {test_size}")
-        X_train, X_test = train_test_split(
-            np.asarray(X), test_size=test_size, random_state=split_seed
-        )
-    else:
-        X_train = X
-    if ks[-1] > len(X_train):
-        raise ValueError(
-            f"K up to {ks[-1]} but only {len(X_train)} training points: K cannot exceed N"
-        )
+    X_train, X_test, n_train = _check_data(estimator, X, X_test, test_size, split_seed)
+    if ks[-1] > n_train:
+        what = "transitions" if isinstance(estimator, ARMixture) else "training points"
+        raise ValueError(f"K up to {ks[-1]} but only {n_train} {what}: K cannot exceed N")
     quiet = {"progress_bar": False} if "progress_bar" in estimator.get_params() else {}
-    scores = np.empty((len(ks), len(seeds)))
-    with_globals = hasattr(estimator, "to_inference_data")
-    loo = np.empty_like(scores) if with_globals else None
-    models = {}
+    pointwise, loo, models = None, None, {}
+    with_globals = isinstance(estimator, GibbsGMM)
     bar = tqdm(
         total=len(ks) * len(seeds),
         desc="choosing K",
@@ -178,14 +263,27 @@ def choose_k(
         for j, seed in enumerate(seeds):
             model = clone(estimator).set_params(**{size_param: k, "seed": seed}, **quiet)
             model.fit(X_train)
-            scores[i, j] = _held_out_score(model, X_test, n_samples, seed)
+            values = _pointwise_held_out(model, X_test, n_samples, seed)
+            if pointwise is None:
+                pointwise = np.full((len(ks), len(seeds), len(values)), np.nan)
+                loo = np.full((len(ks), len(seeds)), np.nan) if with_globals else None
+            if np.isfinite(values).all():
+                pointwise[i, j] = values
+            else:
+                warnings.warn(
+                    f"K={k}, seed {seed}: the held-out score is not finite (a diverged fit); "
+                    "this fit is left out",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             if loo is not None:
                 loo[i, j] = _loo_per_point(model, X_train)
             if keep_models:
                 models[k, seed] = model
             bar.update()
             if progress_bar and not _interactive():
-                print(f"choosing K: K={k}, seed {seed}: {scores[i, j]:.4f}", file=sys.stderr)
+                print(f"choosing K: K={k}, seed {seed}: {values.mean():.4f}", file=sys.stderr)
     bar.close()
-    best_loo = None if loo is None else one_standard_error_pick(ks, loo)
-    return KSelection(ks, seeds, scores, one_standard_error_pick(ks, scores), loo, best_loo, models)
+    best_loo = None if loo is None else one_standard_error_pick(ks, loo[..., None])
+    best = one_standard_error_pick(ks, pointwise)
+    return KSelection(ks, seeds, pointwise, best, loo, best_loo, models)

@@ -3,7 +3,7 @@ sure the model is), and per-cluster summaries with the most and least typical me
 
 Works with every estimator that has ``predict_proba``: ``GMVAE``, ``DilokthanakulGMVAE``,
 ``VAEGMM``, ``VAE`` with a mixture prior, ``GibbsGMM`` (on its own features) and
-``ARMixture`` (one row per transition; pass one series).
+``ARMixture`` (one row per transition x_{t-1} -> x_t of every series, in order).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..checks import check_positive_int
+from ..timeseries import ARMixture
+from ..timeseries.series import as_series
 
 
 @dataclass(frozen=True)
@@ -47,21 +49,31 @@ class ClusterSummary:
     atypical: np.ndarray
 
 
-def _probabilities(estimator, X) -> np.ndarray:
+def _probabilities(estimator, X) -> tuple[np.ndarray, np.ndarray]:
+    """q(y | x) (N, K) and the rows it belongs to (N, ...): the rows of ``X``, or for the AR
+    mixture its transitions' x_t (every series in order)."""
     if not hasattr(estimator, "predict_proba"):
         raise TypeError(f"{type(estimator).__name__} gives no cluster probabilities")
+    if isinstance(estimator, ARMixture):
+        estimator._check_fitted()
+        _, rows = as_series(X, estimator.n_features_in_).transitions()
+        per_series = estimator.predict_proba(X)
+        if not isinstance(per_series, list):
+            per_series = list(np.reshape(per_series, (-1, *np.shape(per_series)[-2:])))
+        return np.concatenate(per_series).astype(np.float64), rows.numpy()
     probs = np.asarray(estimator.predict_proba(X), dtype=np.float64)
-    if probs.ndim != 2:
+    rows = np.asarray(X, dtype=np.float64)
+    if probs.ndim != 2 or len(probs) != len(rows):
         raise ValueError(
-            f"expected one (N, K) array of cluster probabilities, got shape {probs.shape} "
-            "(for ARMixture pass one series at a time)"
+            f"expected one row of cluster probabilities per row of X ({len(rows)}), got an "
+            f"array of shape {probs.shape}"
         )
-    return probs
+    return probs, rows
 
 
 def cluster_uncertainty(estimator, X) -> ClusterUncertainty:
     """q(y | x) of each point of ``X`` with its entropy: the points the model is unsure of."""
-    probs = _probabilities(estimator, X)
+    probs, _ = _probabilities(estimator, X)
     logs = np.log(np.clip(probs, np.finfo(np.float64).tiny, None))
     entropy = -(probs * logs).sum(1)
     return ClusterUncertainty(probs, probs.argmax(1), probs.max(1), np.maximum(entropy, 0.0))
@@ -77,15 +89,14 @@ def cluster_summaries(
     ``"log_likelihood"`` (typical = the best-explained members, by
     ``estimator.log_likelihood(X)``, or by the per-point values passed as ``log_likelihood``,
     which saves recomputing them). ``n_members`` of each end are kept. ``mean`` is the mean of
-    the members' rows of ``X`` in its own shape (an image for images).
+    the members' rows of ``X`` in its own shape (an image for images). For the AR mixture the
+    members are transitions (indices in every series' order) and ``mean`` is their x_t; rank
+    them by probability (``log_likelihood`` gives one value per series, not per transition).
     """
     check_positive_int("n_members", n_members)
     if by not in ("probability", "log_likelihood"):
         raise ValueError(f"by must be 'probability' or 'log_likelihood', got {by!r}")
-    probs = _probabilities(estimator, X)
-    data = np.asarray(X, dtype=np.float64)
-    if len(data) != len(probs):
-        raise ValueError(f"{len(probs)} cluster probabilities for {len(data)} rows of X")
+    probs, data = _probabilities(estimator, X)
     labels = probs.argmax(1)
     if by == "log_likelihood":
         if log_likelihood is None:

@@ -12,6 +12,7 @@ do exactly that, seeded, and return NumPy arrays.
 from __future__ import annotations
 
 import numpy as np
+import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
@@ -34,6 +35,12 @@ def _fitted_module(estimator, X) -> tuple[torch.nn.Module, torch.Tensor]:
     return estimator.module_, estimator._data(X)
 
 
+def module_local_params():
+    """The context in which an AR mixture's Pyro parameters are its own: outside it, Pyro's
+    global parameter store would hand one fit's guide parameters to another's."""
+    return pyro.settings.context(module_local_params=True)
+
+
 def _ar_transitions(estimator: ARMixture, X) -> tuple[torch.Tensor, torch.Tensor]:
     """The fitted AR mixture's (x_{t-1}, x_t) pairs of ``X``, every series in order."""
     estimator._check_fitted()
@@ -51,7 +58,8 @@ def _ar_posterior_samples(estimator: ARMixture, X, n_draws: int) -> dict[str, to
     module = estimator.module_
     out = {}
     if module.global_guide is not None:  # globals with priors: draws from their guide
-        draws = Predictive(module.global_guide, num_samples=n_draws)(prev, nxt, None)
+        with module_local_params():
+            draws = Predictive(module.global_guide, num_samples=n_draws)(prev, nxt, None)
         out.update({name: draws[name] for name in module._global_names()})
     probs = torch.from_numpy(np.concatenate(_as_list(estimator.predict_proba(X))))
     out["regime"] = dist.Categorical(probs=probs).sample((n_draws,))
@@ -110,8 +118,11 @@ def posterior_predictive(estimator, X, n_draws: int = 10, seed: int = 0) -> np.n
 
     These are draws of x, not decoder means (``reconstruct`` gives those): binary images under
     a Bernoulli likelihood, noisy values under a Gaussian one. For ``ARMixture`` (i.i.d.
-    regimes) they are one-step replicates of each transition, x_t ~ sum_k p_k
-    N(Pi_k x_{t-1}, Sigma) given the observed x_{t-1}: shape (n_draws, n_transitions, d).
+    regimes) they are one-step replicates of each transition given the observed x_{t-1}, shape
+    (n_draws, n_transitions, d), with z_t drawn as the fit treats it: from the weights p when
+    it is summed out (``discrete="marginal"``: the regime is replicated too, x_t ~ sum_k p_k
+    N(Pi_k x_{t-1}, Sigma)), from the neural guide q(z_t | x_{t-1}, x_t) otherwise (which
+    has seen x_t, like the amortized models' q(z | x); ``"relaxed"`` mixes the matrices).
     ``pyro.infer.Predictive`` runs the model with its observation unconditioned
     (``poutine.uncondition``) and its latents replayed from the guide. Seeded by ``seed``;
     the caller's random state is left alone.
