@@ -494,3 +494,4 @@ def test_inference_data_with_the_data_for_loo_and_ppc():
     gmm_diag = GibbsGMM(3, covariance_type="diag", n_sweeps=30, burn_in=10, n_chains=2,
                         progress_bar=False).fit(Z)  # fmt: skip
     assert gmm_diag.to_inference_data(Z).posterior_predictive["z"].shape == (2, 20, 240, 2)
+    assert "posterior_predictive" not in gmm_diag.to_inference_data(Z, predictive=False).groups()

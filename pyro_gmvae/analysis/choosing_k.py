@@ -160,7 +160,8 @@ def _loo_per_point(model, X_train) -> float:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)  # ArviZ's refactor notice
         import arviz as az
-    return float(az.loo(model.to_inference_data(X_train)).elpd_loo) / len(X_train)
+    idata = model.to_inference_data(X_train, predictive=False)  # LOO needs no replicates
+    return float(az.loo(idata).elpd_loo) / len(X_train)
 
 
 def _pointwise_held_out(model, X_test, n_samples: int, seed: int) -> np.ndarray:

@@ -415,7 +415,7 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
                 )
         return points.numpy(), clusters.numpy()
 
-    def to_inference_data(self, Z=None, seed: int = 0):
+    def to_inference_data(self, Z=None, seed: int = 0, predictive: bool = True):
         """The kept, relabelled draws of every chain as an ``arviz.InferenceData`` with
         ``chain`` and ``draw`` dimensions.
 
@@ -428,7 +428,8 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
         (``z``: point, dim), ``log_likelihood`` (``z``: log sum_k pi_k N(z_n | mu_k, Sigma_k)
         per draw and point, for ``az.loo``, ``az.waic`` and ``az.compare``) and
         ``posterior_predictive`` (``z``: one replicate data set of N points per draw, for
-        ``az.plot_ppc``; chains x draws x N x dim numbers, drawn with ``seed``).
+        ``az.plot_ppc``; chains x draws x N x dim numbers, drawn with ``seed``; left out with
+        ``predictive=False``).
         """
         self._check_fitted()
         with warnings.catch_warnings():
@@ -450,7 +451,8 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
             per_draw = [lp.logsumexp(-2) for lp in self._log_probs(points, every)]  # (C, N)
             groups["log_likelihood"] = {"z": torch.stack(per_draw, 1).numpy()}
             groups["observed_data"] = {"z": points.numpy()}
-            groups["posterior_predictive"] = {"z": self._replicates(len(points), seed)}
+            if predictive:
+                groups["posterior_predictive"] = {"z": self._replicates(len(points), seed)}
         return az.from_dict(
             **groups,
             coords={
