@@ -424,3 +424,18 @@ def test_analysing_one_ar_fit_leaves_another_alone():
     for fit, state, score, X in zip(fits, states, scores, (XA, XB), strict=True):
         assert all(torch.equal(state[k], fit.module_.state_dict()[k]) for k in state)
         assert fit.score(X) == score
+
+
+def test_posterior_predictive_replicates_depend_on_the_point():
+    """Replicates come from z ~ q(z | x), not from the prior: for a VAE trained on two kinds of
+    points (the first six pixels on, or mostly off), a point's replicates resemble it."""
+    rng = np.random.default_rng(0)
+    data = (rng.random((120, 12)) < 0.3).astype(np.float32)
+    data[:60, :6] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vae = VAE(latent_dim=3, hidden_dims=(16,), epochs=60, lr=1e-2, progress_bar=False)
+        vae.fit(data)
+    replicates = analysis.posterior_predictive(vae, data[[0, 100]], n_draws=400, seed=0)
+    on = replicates[:, :, :6].mean((0, 2))  # share of the six pixels on, per point
+    assert on[0] > 0.8 and on[1] < 0.4
