@@ -75,6 +75,17 @@ def test_posterior_draws_follow_the_guide(fitted, data):
         np.testing.assert_allclose(draws["z"].mean(0), fitted[name].transform(x), atol=0.08)
     freq = np.stack([(draws["cluster"] == k).mean(0) for k in range(4)], 1)  # the GMVAE's
     np.testing.assert_allclose(freq, fitted["gmvae"].predict_proba(x), atol=0.04)
+    # relaxed y: the largest entry of a Gumbel-softmax draw is a draw of q(y | x) (Gumbel-max)
+    relaxed = analysis.posterior_samples(fitted["gmvae-relaxed"], x, n_draws=1500, seed=0)
+    freq = np.stack([(relaxed["cluster"] == k).mean(0) for k in range(4)], 1)
+    np.testing.assert_allclose(freq, fitted["gmvae-relaxed"].predict_proba(x), atol=0.04)
+    # VAE + GMM: c ~ p(c | z) at each draw of z, so the frequencies are the mean of p(c | z)
+    mixed = analysis.posterior_samples(fitted["vae-gmm"], x, n_draws=1500, seed=0)
+    prior = fitted["vae-gmm"].module_.prior
+    with torch.no_grad():
+        expected = prior.responsibilities(torch.as_tensor(mixed["z"])).mean(0).numpy()
+    freq = np.stack([(mixed["cluster"] == k).mean(0) for k in range(4)], 1)
+    np.testing.assert_allclose(freq, expected, atol=0.04)
 
 
 def test_dilokthanakul_clusters_are_drawn_from_r_at_the_drawn_w_z(fitted, data):
