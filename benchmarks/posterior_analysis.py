@@ -158,7 +158,7 @@ def table(result: dict) -> str:
             ]
             lines += [
                 f"| {r['seed']} | {r['best_k']} | "
-                + ", ".join(f"{np.mean(s):.2f}" for s in r["scores"])
+                + ", ".join(f"{np.mean(s):.3f}" for s in r["scores"])
                 + f" | {r['seconds']:.0f} |"
                 for r in runs
             ]

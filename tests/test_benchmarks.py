@@ -257,3 +257,19 @@ def test_dilokthanakul_study_tiny(mnist_dir, tmp_path):
         for name in ("same_w", "prior_terms", "vae_samples", "gmvae_latent_pca"):
             assert (figures / f"{dataset}_{name}.png").exists(), name
     assert "| mnist-test | GMVAE |" in out_md.read_text()
+
+
+def test_posterior_analysis_benchmark_tiny(tmp_path):
+    bench = load("posterior_analysis")
+    with pytest.raises(SystemExit, match="--cache"):
+        bench.main(["--tiny", "--parts", "gibbs-k3"])
+    paths = ["--cache", str(tmp_path / "runs.jsonl"), "--json", str(tmp_path / "r.json"),
+             "--markdown", str(tmp_path / "r.md")]  # fmt: skip
+    result = bench.main(["--tiny", "--data-seeds", "0", "--parts", "gibbs-k3", "ar-k3",
+                         "digits-entropy", *paths])  # fmt: skip
+    rows = {r["method"]: r for r in result["runs"]}
+    assert set(rows) == {"gibbs-k3", "ar-k3", "digits-entropy"}
+    assert rows["gibbs-k3"]["best_k"] in rows["gibbs-k3"]["ks"] and "best_k_loo" in rows["gibbs-k3"]
+    assert 0 <= rows["digits-entropy"]["auc"] <= 1
+    assert "Picks: [" in (tmp_path / "r.md").read_text()
+    assert json.loads((tmp_path / "r.json").read_text())["runs"] == result["runs"]
