@@ -36,9 +36,9 @@ from ..checks import check_positive_int
 from ..estimators.base import LatentEstimator
 from ..gmm import GibbsGMM
 from ..timeseries import ARMixture
-from ..timeseries.regimes import emission_log_probs
 from ..timeseries.series import as_series
 from ..training import _interactive
+from .inference_data import transition_log_joint
 
 
 @dataclass
@@ -174,8 +174,8 @@ def _pointwise_held_out(model, X_test, n_samples: int, seed: int) -> np.ndarray:
         prev, nxt = as_series(X_test, model.n_features_in_).transitions()
         with torch.no_grad():
             g = model.module_.point_globals()
-            joint = g["weights"].log() + emission_log_probs(
-                prev, nxt, g["transition_matrices"], g["scale_tril"]
+            joint, _ = transition_log_joint(
+                g["weights"], g["transition_matrices"], g["scale_tril"], prev, nxt
             )
         return joint.logsumexp(-1).numpy()
     return np.asarray(model.score_samples(X_test))

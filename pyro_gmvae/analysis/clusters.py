@@ -15,6 +15,7 @@ import numpy as np
 from ..checks import check_positive_int
 from ..timeseries import ARMixture
 from ..timeseries.series import as_series
+from .posterior import transition_probabilities
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,7 @@ def _probabilities(estimator, X) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(estimator, ARMixture):
         estimator._check_fitted()
         _, rows = as_series(X, estimator.n_features_in_).transitions()
-        per_series = estimator.predict_proba(X)
-        if not isinstance(per_series, list):
-            per_series = list(np.reshape(per_series, (-1, *np.shape(per_series)[-2:])))
-        return np.concatenate(per_series).astype(np.float64), rows.numpy()
+        return transition_probabilities(estimator, X), rows.numpy()
     probs = np.asarray(estimator.predict_proba(X), dtype=np.float64)
     rows = np.asarray(X, dtype=np.float64)
     if probs.ndim != 2 or len(probs) != len(rows):

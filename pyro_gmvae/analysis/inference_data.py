@@ -91,7 +91,7 @@ def _check_ar(estimator: ARMixture) -> None:
         )
 
 
-def _assignments(weights, Pi, tril, prev, nxt) -> tuple[torch.Tensor, torch.Tensor]:
+def transition_log_joint(weights, Pi, tril, prev, nxt) -> tuple[torch.Tensor, torch.Tensor]:
     """log p_k + log N(x_t | Pi_k x_{t-1}, Sigma) (N, K) and its most probable regimes (N,)."""
     joint = weights.log() + emission_log_probs(prev, nxt, Pi, tril)
     return joint, joint.argmax(-1)
@@ -109,11 +109,11 @@ def _ar_groups(draws: dict[str, torch.Tensor], module, prev, nxt, seed: int):
     log_lik, replicates, covariances, weights, matrices = [], [], [], [], []
     with local_seed(seed), torch.no_grad():
         g = module.point_globals()
-        _, reference = _assignments(g["weights"], g["transition_matrices"], g["scale_tril"],
+        _, reference = transition_log_joint(g["weights"], g["transition_matrices"], g["scale_tril"],
                                     prev, nxt)  # fmt: skip
         for i in range(C * S):
             tril = module.scale_tril(flat["noise_scale"][i], None if corr is None else corr[i])
-            joint, labels = _assignments(
+            joint, labels = transition_log_joint(
                 flat["weights"][i], flat["transition_matrices"][i], tril, prev, nxt
             )
             order = match_labels(labels[None], reference, K)[0]  # draw's regime order[j] -> j

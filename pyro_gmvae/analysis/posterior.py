@@ -61,14 +61,18 @@ def _ar_posterior_samples(estimator: ARMixture, X, n_draws: int) -> dict[str, to
         with module_local_params():
             draws = Predictive(module.global_guide, num_samples=n_draws)(prev, nxt, None)
         out.update({name: draws[name] for name in module._global_names()})
-    probs = torch.from_numpy(np.concatenate(_as_list(estimator.predict_proba(X))))
+    probs = torch.from_numpy(transition_probabilities(estimator, X))
     out["regime"] = dist.Categorical(probs=probs).sample((n_draws,))
     return out
 
 
-def _as_list(per_series) -> list[np.ndarray]:
-    return per_series if isinstance(per_series, list) else list(per_series.reshape(
-        -1, *per_series.shape[-2:]))  # fmt: skip
+def transition_probabilities(estimator: ARMixture, X) -> np.ndarray:
+    """The AR mixture's ``predict_proba`` as one (n_transitions, K) array: the transitions of
+    every series in order, as ``Series.transitions`` lists them."""
+    per_series = estimator.predict_proba(X)
+    if not isinstance(per_series, list):  # one series (T-1, K) or several of one length
+        per_series = list(np.reshape(per_series, (-1, *np.shape(per_series)[-2:])))
+    return np.concatenate(per_series).astype(np.float64)
 
 
 @torch.no_grad()
