@@ -5,17 +5,18 @@
   fitted ``global_guide="normal"`` (the variational posterior); with ``log_likelihood`` per
   transition, one-step ``posterior_predictive`` replicates and the ``observed_data``.
 * The amortized models (GMVAE, VAE, AE, VAEGMM, DilokthanakulGMVAE): ``posterior`` holds draws
-  of each point's z from the guide; the networks are point estimates, so there is one draw of
-  the global parameters, and the ``log_likelihood`` group holds
-  the importance-weighted estimate of log p(x_i) for each point (pass held-out data: on the
-  training data it is optimistic). With one draw, ``az.waic`` (and ``az.compare(...,
-  ic="waic")``) returns exactly the sum of these, with p_waic = 0: the held-out expected log
-  predictive density, which ranks models fitted on the same data, with ``az.compare``'s
-  paired standard errors. Caveats: **``az.loo`` (and ``az.compare``'s default ``ic="loo"``)
-  does not apply** (PSIS needs two or more draws; ArviZ fails with an IndexError); the IW
-  estimate is a lower bound whose gap depends on the guide and on ``n_samples``, so compare
-  models with the same, large ``n_samples`` on the same held-out points; with a Bernoulli
-  likelihood on grey levels it is a cross-entropy (a warning says so).
+  of each point's z from the guide. The networks are point estimates (the posterior over the
+  global parameters is a point mass), so log p(x_i | theta) is the same in every draw: the
+  ``log_likelihood`` group holds the importance-weighted estimate of log p(x_i) for each point,
+  repeated over the draws. Pass held-out data (on the training data it is optimistic). Then
+  ``az.loo`` and ``az.waic`` both return exactly the sum of these, with p_loo = p_waic = 0: the
+  held-out expected log predictive density, and ``az.compare`` ranks models fitted on the same
+  data by it, with paired standard errors. Caveats: ArviZ warns that the Pareto shape is high
+  (it reports k = inf): with equal draws the importance ratios are constant and k is not
+  defined, so the warning says nothing here; the IW estimate is a lower bound whose gap depends
+  on the guide and on ``n_samples``, so compare models with the same, large ``n_samples`` on
+  the same held-out points; with a Bernoulli likelihood on grey levels it is a cross-entropy (a
+  warning says so).
 * ``ARMixture`` draws from ``global_guide="normal"`` are independent draws of the variational
   posterior q, shown as two chains: r_hat is near 1 by construction, and PSIS-LOO on them is
   LOO under q, not under the exact posterior (``ar_nuts`` samples that).
@@ -68,12 +69,13 @@ def to_inference_data(estimator, X, n_draws: int = 100, n_samples: int = 100, se
 def _amortized(estimator, X, n_draws: int, n_samples: int, seed: int):
     az = _arviz()
     x = estimator._data(X).numpy()
-    log_lik = estimator.log_likelihood(X, n_samples=n_samples, seed=seed)
+    log_lik = estimator.log_likelihood(X, n_samples=n_samples, seed=seed).astype(np.float64)
     replicates = posterior_predictive(estimator, X, n_draws=n_draws, seed=seed)
     z = posterior_samples(estimator, X, n_draws=n_draws, seed=seed)["z"]
     return az.from_dict(
         posterior={"z": z[None]},  # the local latents, q(z | x)
-        log_likelihood={"x": log_lik[None, None]},  # one draw of the point-estimated networks
+        # the networks are point estimates: every draw has the same likelihood
+        log_likelihood={"x": np.broadcast_to(log_lik, (1, n_draws, len(log_lik)))},
         posterior_predictive={"x": replicates[None]},
         observed_data={"x": x},
         dims={"x": ["point", "feature"], "z": ["point", "latent"]},
