@@ -10,6 +10,8 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
+from pyro_gmvae.files import write_text
+
 
 def machine() -> str:
     return f"{platform.machine()} CPU, {os.cpu_count()} cores"
@@ -19,8 +21,7 @@ def publish(result: dict, table: str, json_path: str, markdown_path: str) -> Non
     """Print the markdown table and write it and the full result (JSON) to their files."""
     print(table)
     for path, text in ((json_path, json.dumps(result, indent=2)), (markdown_path, table)):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text)
+        write_text(path, text)  # renamed into place: an interrupt leaves the old file
 
 
 def shard_jobs(jobs: list, shard: str) -> list:

@@ -8,7 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from pyro_gmvae import AE, GMVAE, VAE, VAEGMM, DilokthanakulGMVAE, GibbsGMM, analysis
+from pyro_gmvae import (
+    AE,
+    GMVAE,
+    VAE,
+    VAEGMM,
+    ARMixture,
+    DilokthanakulGMVAE,
+    GibbsGMM,
+    analysis,
+    simulate_ar_mixture,
+)
+from pyro_gmvae.timeseries import ARParameters
 
 SMALL = dict(latent_dim=3, hidden_dims=(16,), epochs=2, progress_bar=False, seed=0)
 BUILDERS = {
@@ -203,6 +214,32 @@ def test_choose_k_finds_three_gaussians():
     selection.plot()
 
 
+def test_selections_over_disjoint_seeds_combine_into_the_joint_selection():
+    template = GibbsGMM(2, n_sweeps=30, burn_in=10, n_chains=2, progress_bar=False)
+    X, ks = three_blobs(2, n=120), [2, 3, 4]
+    joint = analysis.choose_k(template, X, ks, seeds=(0, 1), keep_models=True)
+    parts = [analysis.choose_k(template, X, ks, seeds=[s], keep_models=True) for s in (0, 1)]
+    combined = analysis.combine_selections(parts)
+    np.testing.assert_array_equal(combined.pointwise, joint.pointwise)
+    np.testing.assert_array_equal(combined.loo, joint.loo)
+    assert (combined.seeds, combined.best_k, combined.best_k_loo) == (
+        [0, 1],
+        joint.best_k,
+        joint.best_k_loo,
+    )
+    assert set(combined.models) == set(joint.models)
+    with pytest.raises(ValueError, match="share seeds"):
+        analysis.combine_selections([parts[0], parts[0]])
+    other_ks = analysis.choose_k(template, X, [2, 3], seeds=[2])
+    with pytest.raises(ValueError, match="different K"):
+        analysis.combine_selections([parts[0], other_ks])
+    other_points = analysis.choose_k(template, X[:100], ks, seeds=[2])
+    with pytest.raises(ValueError, match="different held-out points"):
+        analysis.combine_selections([parts[0], other_points])
+    with pytest.raises(ValueError, match="at least one"):
+        analysis.combine_selections([])
+
+
 def test_choose_k_with_an_amortized_model_scores_held_out_points():
     X = three_blobs(1, n=120).astype(np.float32)
     template = GMVAE(likelihood="gaussian", latent_dim=2, hidden_dims=(8,), epochs=1,
@@ -246,6 +283,31 @@ def test_one_standard_error_rule():
     assert one_standard_error_pick([1, 2, 3, 4], spread) == 2
 
 
+def test_choose_k_scores_an_ar_mixture_with_sampled_globals_by_loo_too():
+    import arviz as az
+
+    series = simulate_ar_mixture(500, 2, 3, seed=0, min_separation=1.0).series[0]
+    train, test = series[:400], series[400:]
+    template = ARMixture(global_guide="normal", epochs=20, n_init=2, progress_bar=False)
+    selection = analysis.choose_k(template, train, [1, 3], seeds=[0], X_test=test,
+                                  keep_models=True, progress_bar=False)  # fmt: skip
+    assert selection.pointwise.shape == (2, 1, 99)  # one score per held-out transition
+    assert selection.loo.shape == (2, 1)
+    # the score is PSIS-LOO per training transition on the fit's variational draws
+    idata = analysis.to_inference_data(selection.models[3, 0], train, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = az.loo(idata).elpd_loo / 399
+    assert selection.loo[1, 0] == pytest.approx(expected)
+    # three regimes explain the series far better than one
+    assert selection.loo[1, 0] > selection.loo[0, 0] + 0.2
+    assert selection.best_k_loo == 3
+    # point estimates of the globals have no draws to score by LOO
+    plain = analysis.choose_k(ARMixture(epochs=2, n_init=1, progress_bar=False), train, [1],
+                              seeds=[0], X_test=test, progress_bar=False)  # fmt: skip
+    assert plain.loo is None
+
+
 def test_choose_k_refuses_bad_ranges():
     template = GibbsGMM(2, progress_bar=False)
     X = three_blobs(0, n=20)
@@ -263,7 +325,6 @@ def test_choose_k_refuses_bad_ranges():
         analysis.choose_k(template, X, ks=[2], seeds=[0, 0])
     with pytest.raises(ValueError, match="shape"):
         analysis.choose_k(template, X, ks=[2], X_test=np.zeros((5, 3)))
-    from pyro_gmvae import ARMixture
 
     series = _ar_data()
     with pytest.raises(ValueError, match="held-out stretch"):
@@ -319,15 +380,11 @@ def test_inference_data_of_an_amortized_model_ranks_held_out_fits(fitted, data):
 
 
 def _ar_data():
-    from pyro_gmvae import simulate_ar_mixture
-
     return simulate_ar_mixture(150, 2, 2, seed=3).series[0]  # one series (T, d)
 
 
 def test_inference_data_of_the_ar_mixture_from_its_variational_posterior():
     import arviz as az
-
-    from pyro_gmvae import ARMixture
 
     X = _ar_data()
     ar = ARMixture(2, global_guide="normal", epochs=10, progress_bar=False).fit(X)
@@ -360,8 +417,6 @@ def test_inference_data_of_the_ar_mixture_from_its_variational_posterior():
 def test_nuts_on_the_ar_mixtures_globals_leaves_the_fit_alone():
     import arviz as az
 
-    from pyro_gmvae import ARMixture
-
     X = _ar_data()
     ar = ARMixture(2, epochs=10, progress_bar=False).fit(X)
     before = {k: v.detach().clone() for k, v in ar.module_.state_dict().items()}
@@ -389,7 +444,6 @@ def test_nuts_on_the_ar_mixtures_globals_leaves_the_fit_alone():
 
 @pytest.mark.parametrize("global_guide", [None, "normal"])
 def test_posterior_draws_of_the_ar_mixture(global_guide):
-    from pyro_gmvae import ARMixture
 
     X = _ar_data()
     ar = ARMixture(2, global_guide=global_guide, epochs=5, progress_bar=False).fit(X)
@@ -413,17 +467,76 @@ def test_posterior_draws_of_the_ar_mixture(global_guide):
     # one-step replicates: x_t - E[x_t | x_{t-1}] has the fitted noise's spread
     mean = np.einsum("k,kij,tj->ti", ar.weights_, ar.transition_matrices_, X[:-1])
     assert 0.5 < (x_rep - mean).std() / np.sqrt(np.diag(ar.covariance_)).mean() < 2
-    with pytest.raises(ValueError, match="i.i.d. regimes"):
-        analysis.posterior_predictive(ARMixture(2, markov=True, epochs=2,
-                                                progress_bar=False).fit(X), X)  # fmt: skip
+
+
+@pytest.mark.parametrize("global_guide", [None, "normal"])
+def test_posterior_draws_of_a_markov_switching_ar_mixture(global_guide):
+    sim = simulate_ar_mixture(90, 2, 2, seed=5, markov=True, n_series=2, stay_probability=0.95,
+                              min_separation=1.0)  # fmt: skip
+    X = [sim.series[0][:60], sim.series[1]]  # two series of different lengths: 59 + 89 steps
+    ar = ARMixture(2, markov=True, global_guide=global_guide, epochs=30, progress_bar=False)
+    ar.fit(X)
+    draws = analysis.posterior_samples(ar, X, n_draws=4000, seed=0)
+    assert draws["regime"].shape == (4000, 148)
+    if global_guide == "normal":
+        assert draws["switching"].shape == (4000, 2, 2)
+    # each transition's draws follow its smoothed posterior, series in order
+    smoothed = np.concatenate(ar.predict_proba(X))
+    freq = (draws["regime"][..., None] == np.arange(2)).mean(0)
+    np.testing.assert_allclose(freq, smoothed, atol=0.035)
+    # whole paths: consecutive regimes agree as often as the pairwise posterior says, which
+    # independent draws from the marginals would not reproduce
+    paths = draws["regime"][:, :59]
+    same = (paths[:, 1:] == paths[:, :-1]).mean()
+    independent = (smoothed[1:59] * smoothed[:58]).sum(-1).mean()
+    stay = np.diag(ar.switching_matrix_).mean()
+    assert stay > 0.7 and same > independent + 0.02
+    x_rep = analysis.posterior_predictive(ar, X, n_draws=2000, seed=0)
+    assert x_rep.shape == (2000, 148, 2) and np.isfinite(x_rep).all()
+    # replicates of x_t average to E[Pi_z x_{t-1}] under the paths' posterior
+    prev = np.concatenate([x[:-1] for x in X])
+    expected = np.einsum("tk,kij,tj->ti", smoothed, ar.transition_matrices_, prev)
+    sd = np.sqrt(np.diag(ar.covariance_)).max()
+    np.testing.assert_allclose(x_rep.mean(0), expected, atol=4 * sd / np.sqrt(2000) + 0.02)
+    again = analysis.posterior_predictive(ar, X, n_draws=2000, seed=0)
+    np.testing.assert_array_equal(x_rep, again)  # seeded
+
+
+def test_inference_data_of_a_markov_switching_ar_mixture():
+    import arviz as az
+
+    sim = simulate_ar_mixture(80, 2, 2, seed=6, markov=True, n_series=2, stay_probability=0.95,
+                              min_separation=1.0)  # fmt: skip
+    X = [sim.series[0][:50], sim.series[1]]  # 49 + 79 transitions
+    ar = ARMixture(2, markov=True, global_guide="normal", epochs=20, progress_bar=False).fit(X)
+    idata = analysis.to_inference_data(ar, X, n_draws=30)
+    assert idata.posterior["switching"].shape == (2, 30, 2, 2)
+    assert idata.log_likelihood["x"].shape == (2, 30, 128)
+    assert idata.posterior_predictive["x"].shape == (2, 30, 128, 2)
+    # a draw's one-step log-likelihoods add up to the exact log-likelihood of each series
+    post = idata.posterior
+    draw = {k: post[k].values[1, 4] for k in ("weights", "transition_matrices", "covariance",
+                                               "switching")}  # fmt: skip
+    params = ARParameters(draw["weights"], draw["transition_matrices"], draw["covariance"],
+                          draw["switching"])  # fmt: skip
+    exact = ARMixture.from_parameters(params).score_samples(X) * np.array([49, 79])
+    steps = idata.log_likelihood["x"].values[1, 4]
+    np.testing.assert_allclose([steps[:49].sum(), steps[49:].sum()], exact, rtol=1e-8)
+    context = _quiet_arviz()
+    try:
+        az.summary(idata, var_names=["weights", "switching"])
+        assert np.isfinite(az.loo(idata).elpd_loo)
+    finally:
+        context.__exit__(None, None, None)
+    nuts = analysis.ar_nuts(ar, X, num_samples=10, warmup_steps=10, num_chains=2)
+    assert nuts.posterior["switching"].shape == (2, 10, 2, 2)
+    assert np.isfinite(nuts.log_likelihood["x"].values).all()
 
 
 def test_analysing_one_ar_fit_leaves_another_alone():
     """Two fits with guides on their globals share parameter names: drawing from one must not
     hand its parameters to the other through Pyro's global parameter store."""
     import copy
-
-    from pyro_gmvae import ARMixture, simulate_ar_mixture
 
     XA = _ar_data()
     XB = 3 * simulate_ar_mixture(150, 2, 2, seed=4).series[0]  # another scale

@@ -19,7 +19,12 @@ from pyro_gmvae.timeseries.evaluate import (
     regime_accuracy,
 )
 from pyro_gmvae.timeseries.model import ARMixtureModule
-from pyro_gmvae.timeseries.regimes import forward_backward, viterbi
+from pyro_gmvae.timeseries.regimes import (
+    forward_backward,
+    one_step_predictions,
+    sample_paths,
+    viterbi,
+)
 from pyro_gmvae.timeseries.series import as_series
 
 
@@ -129,6 +134,33 @@ def test_smoothing_and_viterbi_against_every_path():
         np.testing.assert_allclose(smoothed[0, t].exp().numpy(), brute, rtol=1e-9)
     best = max(paths, key=paths.get)
     assert tuple(viterbi(log_p, log_A, log_e)[0].tolist()) == best
+
+
+def test_path_draws_and_one_step_predictions_against_every_path():
+    P = _params(markov=True)
+    x = simulate_ar_mixture(7, 2, 2, seed=4, parameters=P, markov=True).series[0]
+    paths, log_e = _paths(P, x)  # 64 paths of 6 transitions
+    log_A = torch.tensor(np.log(P.switching_matrix))
+    log_p = torch.tensor(np.log(P.weights))
+    joint = np.array(list(paths.values()))
+    exact = np.exp(joint - np.logaddexp.reduce(joint))
+    torch.manual_seed(0)
+    n = 40_000
+    draws = sample_paths(log_p, log_A, log_e, n)  # (n, 1, 6)
+    assert draws.shape == (n, 1, 6)
+    index = {path: i for i, path in enumerate(paths)}
+    counts = np.bincount([index[tuple(d)] for d in draws[:, 0].tolist()], minlength=len(paths))
+    # every path's frequency within 4.5 binomial standard errors of its exact probability
+    se = np.sqrt(exact * (1 - exact) / n)
+    assert np.all(np.abs(counts / n - exact) <= 4.5 * se + 1e-4)
+    # one-step predictions: log p(x_t | x_<t) sums to the series' log-likelihood, and
+    # p(z_1 | nothing seen) = p A
+    predicted, step = one_step_predictions(log_p, log_A, log_e)
+    assert float(step.sum()) == pytest.approx(np.logaddexp.reduce(joint), rel=1e-10)
+    np.testing.assert_allclose(predicted[0, 0].exp().numpy(), P.weights @ P.switching_matrix)
+    # and the first step's density is the brute-force marginal over its regime
+    first = np.logaddexp.reduce(np.log(P.weights @ P.switching_matrix) + log_e[0, 0].numpy())
+    assert float(step[0, 0]) == pytest.approx(first, rel=1e-10)
 
 
 def test_viterbi_agrees_with_infer_discrete_and_ignores_padding():

@@ -2,7 +2,7 @@
 draws, q(y | x) and its entropy, per-cluster summaries, choosing K by held-out
 log-likelihood, and ArviZ InferenceData (with NUTS for the AR mixture's globals)."""
 
-from .choosing_k import KSelection, choose_k
+from .choosing_k import KSelection, choose_k, combine_selections
 from .clusters import ClusterSummary, ClusterUncertainty, cluster_summaries, cluster_uncertainty
 from .inference_data import ar_nuts, to_inference_data
 from .posterior import posterior_predictive, posterior_samples
@@ -15,6 +15,7 @@ __all__ = [
     "choose_k",
     "cluster_summaries",
     "cluster_uncertainty",
+    "combine_selections",
     "posterior_predictive",
     "posterior_samples",
     "to_inference_data",

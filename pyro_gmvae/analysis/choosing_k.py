@@ -6,8 +6,10 @@ estimator with that K and seed on the rest; score each fit by the log-likelihood
 held-out point: the importance-weighted estimate (``log_likelihood``) for the amortized models,
 the posterior predictive density (``score_samples``) for the Gibbs GMM, the exact density of
 each transition given the fitted globals for the AR mixture (of each series, for Markov
-regimes). Models with sampled globals (``GibbsGMM``) are also scored by PSIS-LOO on the
-training points (``az.loo`` on their draws).
+regimes). Models with sampled globals (``GibbsGMM`` and ``ARMixture(global_guide="normal")``)
+are also scored by PSIS-LOO on the training points (``az.loo`` on their draws; for the AR
+mixture, per transition, under its variational posterior, with the caveat for Markov regimes
+given in :mod:`~pyro_gmvae.analysis.inference_data`).
 
 More clusters rarely score much worse, since a surplus cluster can stay empty or split one in
 two, so the pick is the smallest K whose mean score is within one standard error of the best
@@ -38,7 +40,7 @@ from ..gmm import GibbsGMM
 from ..timeseries import ARMixture
 from ..timeseries.series import as_series
 from ..training import _interactive
-from .inference_data import transition_log_joint
+from .inference_data import to_inference_data, transition_log_joint
 
 
 @dataclass
@@ -46,7 +48,7 @@ class KSelection:
     """The result of :func:`choose_k`: ``pointwise[i, j]`` holds the held-out log-likelihood
     of every held-out point (nats) under the fit with K = ``ks[i]`` and seed ``seeds[j]``
     (NaN for a fit left out), ``scores[i, j]`` its mean; ``best_k`` the pick by the
-    one-standard-error rule. For models with global parameters (``GibbsGMM``), ``loo[i, j]``
+    one-standard-error rule. For models with sampled globals (see the module), ``loo[i, j]``
     is the PSIS-LOO estimate of the expected log predictive density per training point and
     ``best_k_loo`` its pick (by the standard error over the seeds alone), else both are None;
     ``models`` the fitted copies, keyed by (K, seed), when kept."""
@@ -96,6 +98,33 @@ class KSelection:
         from ..plots import plot_k_selection
 
         return plot_k_selection(self, path=path, title=title)
+
+
+def combine_selections(selections: Sequence[KSelection]) -> KSelection:
+    """One selection from several runs of :func:`choose_k` over disjoint seeds (e.g. run in
+    parallel processes or on several machines) with the same K range and the same held-out
+    points (the same ``X_test``, or the same data and ``split_seed``): their fits side by side,
+    with the picks made again on all of them."""
+    selections = list(selections)
+    if not selections:
+        raise ValueError("give at least one selection to combine")
+    first = selections[0]
+    seeds = [s for sel in selections for s in sel.seeds]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"the selections share seeds: {seeds}")
+    for sel in selections[1:]:
+        if sel.ks != first.ks:
+            raise ValueError(f"the selections cover different K: {first.ks} and {sel.ks}")
+        if sel.pointwise.shape[-1] != first.pointwise.shape[-1]:
+            raise ValueError("the selections scored different held-out points")
+        if (sel.loo is None) != (first.loo is None):
+            raise ValueError("only some of the selections have PSIS-LOO scores")
+    pointwise = np.concatenate([sel.pointwise for sel in selections], axis=1)
+    loo = None if first.loo is None else np.concatenate([sel.loo for sel in selections], 1)
+    models = {key: m for sel in selections for key, m in sel.models.items()}
+    best_loo = None if loo is None else one_standard_error_pick(first.ks, loo[..., None])
+    best = one_standard_error_pick(first.ks, pointwise)
+    return KSelection(first.ks, seeds, pointwise, best, loo, best_loo, models)
 
 
 def _nan_means(per_fit: np.ndarray) -> np.ndarray:
@@ -155,13 +184,25 @@ def _size_param(estimator) -> str:
     raise TypeError(f"{type(estimator).__name__} has no number of clusters to choose")
 
 
-def _loo_per_point(model, X_train) -> float:
-    """PSIS-LOO's expected log predictive density per point, from the fit's posterior draws."""
+def _has_sampled_globals(estimator) -> bool:
+    if isinstance(estimator, ARMixture):
+        return estimator.global_guide == "normal"
+    return isinstance(estimator, GibbsGMM)
+
+
+def _loo_per_point(model, X_train, seed: int) -> float:
+    """PSIS-LOO's expected log predictive density per point (transition, for the AR mixture),
+    from the fit's posterior draws."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)  # ArviZ's refactor notice
         import arviz as az
-    idata = model.to_inference_data(X_train, predictive=False)  # LOO needs no replicates
-    return float(az.loo(idata).elpd_loo) / len(X_train)
+    if isinstance(model, ARMixture):
+        idata = to_inference_data(model, X_train, seed=seed)
+        n = as_series(X_train, model.n_features_in_).n_transitions
+    else:
+        idata = model.to_inference_data(X_train, predictive=False)  # LOO needs no replicates
+        n = len(X_train)
+    return float(az.loo(idata).elpd_loo) / n
 
 
 def _pointwise_held_out(model, X_test, n_samples: int, seed: int) -> np.ndarray:
@@ -253,7 +294,7 @@ def choose_k(
         raise ValueError(f"K up to {ks[-1]} but only {n_train} {what}: K cannot exceed N")
     quiet = {"progress_bar": False} if "progress_bar" in estimator.get_params() else {}
     pointwise, loo, models = None, None, {}
-    with_globals = isinstance(estimator, GibbsGMM)
+    with_globals = _has_sampled_globals(estimator)
     bar = tqdm(
         total=len(ks) * len(seeds),
         desc="choosing K",
@@ -278,7 +319,7 @@ def choose_k(
                     stacklevel=2,
                 )
             if loo is not None:
-                loo[i, j] = _loo_per_point(model, X_train)
+                loo[i, j] = _loo_per_point(model, X_train, seed)
             if keep_models:
                 models[k, seed] = model
             bar.update()

@@ -3,7 +3,13 @@
 * ``GibbsGMM``: the sampler's own draws (:meth:`~pyro_gmvae.GibbsGMM.to_inference_data`).
 * ``ARMixture``: draws of its globals, from NUTS (:func:`ar_nuts`, z_t summed out) or from a
   fitted ``global_guide="normal"`` (the variational posterior); with ``log_likelihood`` per
-  transition, one-step ``posterior_predictive`` replicates and the ``observed_data``.
+  transition, one-step ``posterior_predictive`` replicates and the ``observed_data``. With
+  Markov-switching regimes (``switching`` joins the posterior) a transition's log-likelihood
+  is the one-step log p(x_t | x_1..t-1), which sums to the series' log-likelihood, and its
+  replicate draws z_t from p(z_t | x_1..t-1). Caveat: PSIS-LOO and WAIC treat these terms as
+  exchangeable points, which the steps of one series are not (leaving one out does not remove
+  its influence on the regimes around it): use them to compare fits on the same series, and a
+  held-out stretch (``choose_k`` with ``X_test``) to judge forecasts.
 * The amortized models (GMVAE, VAE, AE, VAEGMM, DilokthanakulGMVAE): ``posterior`` holds draws
   of each point's z from the guide. The networks are point estimates (the posterior over the
   global parameters is a point mass), so log p(x_i | theta) is the same in every draw: the
@@ -37,8 +43,13 @@ from ..estimators.base import LatentEstimator
 from ..gmm import GibbsGMM
 from ..gmm.sampler import match_labels
 from ..timeseries import ARMixture
-from ..timeseries.regimes import emission_log_probs
-from ..timeseries.series import as_series
+from ..timeseries.regimes import (
+    emission_log_probs,
+    forward_backward,
+    one_step_predictions,
+    series_log_emission,
+)
+from ..timeseries.series import Series, as_series
 from ..training import local_seed
 from .posterior import module_local_params, posterior_predictive, posterior_samples
 
@@ -86,11 +97,6 @@ def _amortized(estimator, X, n_draws: int, n_samples: int, seed: int):
 def _check_ar(estimator: ARMixture) -> None:
     if not hasattr(estimator, "module_"):
         estimator._check_fitted()
-    if estimator.markov:
-        raise ValueError(
-            "InferenceData for Markov-switching regimes is not available: their likelihood "
-            "does not split into independent transitions"
-        )
 
 
 def transition_log_joint(weights, Pi, tril, prev, nxt) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,7 +105,26 @@ def transition_log_joint(weights, Pi, tril, prev, nxt) -> tuple[torch.Tensor, to
     return joint, joint.argmax(-1)
 
 
-def _ar_groups(draws: dict[str, torch.Tensor], module, prev, nxt, seed: int):
+def _per_transition(g: dict, series: Series, markov: bool):
+    """At globals ``g``: log-likelihood of every transition (for Markov regimes the one-step
+    log p(x_t | x_1..t-1), whose sum is the series'), its most probable regime given the data,
+    and the regime's distribution before x_t is seen; transitions of every series in order."""
+    if not markov:
+        prev, nxt = series.transitions()
+        joint, labels = transition_log_joint(
+            g["weights"], g["transition_matrices"], g["scale_tril"], prev, nxt
+        )
+        return joint.logsumexp(-1), labels, g["weights"].expand(len(prev), -1)
+    log_e = series_log_emission(
+        series.values, series.lengths, g["transition_matrices"], g["scale_tril"]
+    )
+    log_p, log_A, mask = g["weights"].log(), g["switching"].log(), series.mask()
+    predicted, step = one_step_predictions(log_p, log_A, log_e)
+    smoothed, _ = forward_backward(log_p, log_A, log_e)
+    return step[mask], smoothed[mask].argmax(-1), predicted[mask].exp()
+
+
+def _ar_groups(draws: dict[str, torch.Tensor], module, series: Series, seed: int):
     """The InferenceData of an AR mixture from draws of its globals, each (C, S, ...). Label
     switching is undone: each draw's regimes are renamed to agree best (Hungarian matching of
     the transitions' most probable regimes) with those of the fit's point estimates."""
@@ -108,44 +133,49 @@ def _ar_groups(draws: dict[str, torch.Tensor], module, prev, nxt, seed: int):
     K = draws["weights"].shape[-1]
     flat = {k: v.reshape(C * S, *v.shape[2:]) for k, v in draws.items()}
     corr = flat.get("noise_correlation")
-    log_lik, replicates, covariances, weights, matrices = [], [], [], [], []
+    prev, nxt = series.transitions()
+    names = ["weights", "transition_matrices", "covariance", "log_lik", "x"]
+    out: dict[str, list] = {name: [] for name in names + ["switching"]}
     with local_seed(seed), torch.no_grad():
-        g = module.point_globals()
-        _, reference = transition_log_joint(g["weights"], g["transition_matrices"], g["scale_tril"],
-                                    prev, nxt)  # fmt: skip
+        _, reference, _ = _per_transition(module.point_globals(), series, module.markov)
         for i in range(C * S):
             tril = module.scale_tril(flat["noise_scale"][i], None if corr is None else corr[i])
-            joint, labels = transition_log_joint(
-                flat["weights"][i], flat["transition_matrices"][i], tril, prev, nxt
-            )
+            g = {"weights": flat["weights"][i], "transition_matrices":
+                 flat["transition_matrices"][i], "scale_tril": tril}  # fmt: skip
+            if module.markov:
+                g["switching"] = flat["switching"][i]
+            log_lik, labels, before = _per_transition(g, series, module.markov)
             order = match_labels(labels[None], reference, K)[0]  # draw's regime order[j] -> j
-            w, Pi = flat["weights"][i][order], flat["transition_matrices"][i][order]
-            log_lik.append(joint.logsumexp(-1))
-            z = torch.distributions.Categorical(w).sample((len(prev),))
+            Pi = g["transition_matrices"]
+            z = torch.distributions.Categorical(probs=before).sample()  # one-step replicates
             noise = torch.randn_like(nxt) @ tril.T
-            replicates.append(torch.einsum("nij,nj->ni", Pi[z], prev) + noise)
-            covariances.append(tril @ tril.T)
-            weights.append(w)
-            matrices.append(Pi)
+            out["x"].append(torch.einsum("nij,nj->ni", Pi[z], prev) + noise)
+            out["log_lik"].append(log_lik)
+            out["weights"].append(g["weights"][order])
+            out["transition_matrices"].append(Pi[order])
+            out["covariance"].append(tril @ tril.T)
+            if module.markov:
+                out["switching"].append(g["switching"][order][:, order])
 
     def shaped(values):
         return torch.stack(values).reshape(C, S, *values[0].shape).numpy()
 
+    posterior = {name: shaped(out[name]) for name in names[:3]}
+    dims = {
+        "weights": ["regime"],
+        "transition_matrices": ["regime", "row", "column"],
+        "covariance": ["row", "column"],
+        "x": ["transition", "dim"],
+    }
+    if module.markov:
+        posterior["switching"] = shaped(out["switching"])
+        dims["switching"] = ["regime", "next_regime"]
     return az.from_dict(
-        posterior={
-            "weights": shaped(weights),
-            "transition_matrices": shaped(matrices),
-            "covariance": shaped(covariances),
-        },
-        log_likelihood={"x": shaped(log_lik)},
-        posterior_predictive={"x": shaped(replicates)},
+        posterior=posterior,
+        log_likelihood={"x": shaped(out["log_lik"])},
+        posterior_predictive={"x": shaped(out["x"])},
         observed_data={"x": nxt.numpy()},
-        dims={
-            "weights": ["regime"],
-            "transition_matrices": ["regime", "row", "column"],
-            "covariance": ["row", "column"],
-            "x": ["transition", "dim"],
-        },
+        dims=dims,
     )
 
 
@@ -160,13 +190,20 @@ def _ar_variational(estimator: ARMixture, X, n_draws: int, seed: int):
             "posterior with analysis.ar_nuts"
         )
     series = as_series(X, estimator.n_features_in_)
-    prev, nxt = series.transitions()
     module = estimator.module_
+    args = _model_args(module, series)
     with local_seed(seed), torch.no_grad(), module_local_params():
-        draws = Predictive(module.global_guide, num_samples=2 * n_draws)(prev, nxt, None)
+        draws = Predictive(module.global_guide, num_samples=2 * n_draws)(*args)
     # independent draws, shown as two chains of n_draws (ArviZ's diagnostics want two or more)
     draws = {k: draws[k].reshape(2, n_draws, *draws[k].shape[1:]) for k in module._global_names()}
-    return _ar_groups(draws, module, prev, nxt, seed)
+    return _ar_groups(draws, module, series, seed)
+
+
+def _model_args(module, series: Series) -> tuple:
+    """The AR module's model arguments for all of ``series`` (see ``ARMixtureModule``)."""
+    if module.markov:
+        return series.values, series.lengths, None
+    return (*series.transitions(), None)
 
 
 def ar_nuts(
@@ -189,9 +226,10 @@ def ar_nuts(
     ``numpy.random.SeedSequence(seed)``); chains started at one point cannot show that the
     posterior has other modes, so read r_hat as a check of mixing around this one. Label
     switching is undone as in :func:`to_inference_data`; divergent transitions are in
-    ``sample_stats.diverging``. The fitted estimator is left as it was. Needs i.i.d. regimes
-    with ``discrete="marginal"``; meant for small data (each step evaluates every transition:
-    about 6 minutes for 2 chains of 500 steps on 300 transitions, one thread).
+    ``sample_stats.diverging``. The fitted estimator is left as it was. Needs z_t summed out
+    (``discrete="marginal"``, always so for Markov regimes); meant for small data (each step
+    evaluates every transition: about 6 minutes for 2 chains of 500 steps on 300
+    transitions, one thread).
     """
     _check_ar(estimator)
     if estimator.discrete != "marginal":
@@ -201,12 +239,12 @@ def ar_nuts(
     check_int("warmup_steps", warmup_steps, 0)
     chain_seeds = np.random.SeedSequence(seed).generate_state(num_chains)  # no overlaps
     series = as_series(X, estimator.n_features_in_)
-    prev, nxt = series.transitions()
     module = copy.deepcopy(estimator.module_)  # the user's fit keeps its parameters
-    module.n_data = len(prev)
+    module.n_data = len(series.lengths) if module.markov else series.n_transitions
+    args = _model_args(module, series)
     with local_seed(seed):
         if module.global_guide is None:
-            module.set_priors("map", prev, nxt, None)  # priors; the guide starts at the fit
+            module.set_priors("map", *args)  # priors; the guide starts at the fit
         with torch.no_grad(), module_local_params():
             start = {k: v.detach() for k, v in module.global_guide.median().items()}
     chains, diverging = [], []
@@ -224,12 +262,12 @@ def ar_nuts(
             )
             with warnings.catch_warnings(), module_local_params():
                 warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit's notice
-                mcmc.run(prev, nxt, None)
+                mcmc.run(*args)
             chains.append(mcmc.get_samples())
             flags = np.zeros(num_samples, dtype=bool)
             flags[mcmc.diagnostics()["divergences"]["chain 0"]] = True
             diverging.append(flags)
     draws = {k: torch.stack([c[k] for c in chains]) for k in chains[0]}
-    idata = _ar_groups(draws, module, prev, nxt, seed)
+    idata = _ar_groups(draws, module, series, seed)
     idata.add_groups(sample_stats={"diverging": np.stack(diverging)})
     return idata

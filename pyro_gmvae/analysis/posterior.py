@@ -21,6 +21,7 @@ from pyro.infer import Predictive
 from ..checks import check_positive_int
 from ..estimators.base import LatentEstimator
 from ..timeseries import ARMixture
+from ..timeseries.regimes import sample_paths, series_log_emission
 from ..timeseries.series import as_series
 from ..training import local_seed
 
@@ -44,26 +45,48 @@ def module_local_params():
 def _ar_transitions(estimator: ARMixture, X) -> tuple[torch.Tensor, torch.Tensor]:
     """The fitted AR mixture's (x_{t-1}, x_t) pairs of ``X``, every series in order."""
     estimator._check_fitted()
-    if estimator.markov:
-        raise ValueError(
-            "posterior draws per transition need i.i.d. regimes: a Markov-switching model's "
-            "regimes are drawn jointly (use predict_proba for their smoothed posterior)"
-        )
     return as_series(X, estimator.n_features_in_).transitions()
+
+
+def markov_paths(estimator: ARMixture, X, n_draws: int) -> torch.Tensor:
+    """Draws of a Markov-switching AR mixture's regime paths from their joint posterior given
+    each whole series, at the fitted globals (forward filtering, backward sampling): (n_draws,
+    n_transitions), the transitions of every series in order."""
+    series = as_series(X, estimator.n_features_in_)
+    g = estimator.module_.point_globals()
+    log_e = series_log_emission(
+        series.values, series.lengths, g["transition_matrices"], g["scale_tril"]
+    )
+    paths = sample_paths(g["weights"].log(), g["switching"].log(), log_e, n_draws)
+    return paths[:, series.mask()]
 
 
 @torch.no_grad()
 def _ar_posterior_samples(estimator: ARMixture, X, n_draws: int) -> dict[str, torch.Tensor]:
-    prev, nxt = _ar_transitions(estimator, X)
+    series = as_series(X, estimator.n_features_in_)
     module = estimator.module_
+    args = (series.values, series.lengths) if estimator.markov else series.transitions()
     out = {}
     if module.global_guide is not None:  # globals with priors: draws from their guide
         with module_local_params():
-            draws = Predictive(module.global_guide, num_samples=n_draws)(prev, nxt, None)
+            draws = Predictive(module.global_guide, num_samples=n_draws)(*args, None)
         out.update({name: draws[name] for name in module._global_names()})
-    probs = torch.from_numpy(transition_probabilities(estimator, X))
-    out["regime"] = dist.Categorical(probs=probs).sample((n_draws,))
+    if estimator.markov:
+        out["regime"] = markov_paths(estimator, X, n_draws)
+    else:
+        probs = torch.from_numpy(transition_probabilities(estimator, X))
+        out["regime"] = dist.Categorical(probs=probs).sample((n_draws,))
     return out
+
+
+@torch.no_grad()
+def _markov_predictive(estimator: ARMixture, X, n_draws: int) -> torch.Tensor:
+    """x_t ~ N(Pi_{z_t} x_{t-1}, Sigma) with each path z drawn from its posterior."""
+    prev, nxt = _ar_transitions(estimator, X)
+    g = estimator.module_.point_globals()
+    paths = markov_paths(estimator, X, n_draws)  # (n, N)
+    means = torch.einsum("snij,nj->sni", g["transition_matrices"][paths], prev)
+    return means + torch.randn(*means.shape, dtype=means.dtype) @ g["scale_tril"].T
 
 
 def transition_probabilities(estimator: ARMixture, X) -> np.ndarray:
@@ -88,13 +111,16 @@ def posterior_samples(estimator, X, n_draws: int = 100, seed: int = 0) -> dict[s
     a mixture prior, from the prior's p(c | z) at each draw of z. An ``AE``'s guide is a point mass,
     so its draws are all equal.
 
-    ``ARMixture`` (i.i.d. regimes): ``regime`` (n_draws, n_transitions), drawn from the exact
-    posterior p(z_t | x_{t-1}, x_t) at the fitted globals (``predict_proba``), transitions of
-    every series in order; with ``global_guide="normal"`` or ``"map"`` also draws of the
-    globals from their guide: ``weights`` (n_draws, K), ``transition_matrices``
-    (n_draws, K, d, d), ``noise_scale`` (n_draws, d) and, for full covariances,
-    ``noise_correlation`` (n_draws, d, d). The draws come from a generator seeded by ``seed``;
-    the caller's random state is left alone.
+    ``ARMixture``: ``regime`` (n_draws, n_transitions), transitions of every series in order,
+    at the fitted globals: for i.i.d. regimes drawn from the exact posterior
+    p(z_t | x_{t-1}, x_t) (``predict_proba``); for Markov-switching ones, whole paths drawn from
+    their joint posterior given the series (forward filtering, backward sampling), so that the
+    draws keep the regimes' dependence. With ``global_guide="normal"`` or ``"map"`` also draws
+    of the globals from their guide: ``weights`` (n_draws, K), ``transition_matrices``
+    (n_draws, K, d, d), ``noise_scale`` (n_draws, d), for full covariances
+    ``noise_correlation`` (n_draws, d, d), and for Markov regimes ``switching`` (n_draws, K,
+    K). The draws come from a generator seeded by ``seed``; the caller's random state is left
+    alone.
     """
     check_positive_int("n_draws", n_draws)
     if isinstance(estimator, ARMixture):
@@ -121,17 +147,22 @@ def posterior_predictive(estimator, X, n_draws: int = 10, seed: int = 0) -> np.n
     x_rep ~ p(x | z) with z ~ q(z | x): shape (n_draws, N, n_features).
 
     These are draws of x, not decoder means (``reconstruct`` gives those): binary images under
-    a Bernoulli likelihood, noisy values under a Gaussian one. For ``ARMixture`` (i.i.d.
-    regimes) they are one-step replicates of each transition given the observed x_{t-1}, shape
-    (n_draws, n_transitions, d), with z_t drawn as the fit treats it: from the weights p when
-    it is summed out (``discrete="marginal"``: the regime is replicated too, x_t ~ sum_k p_k
-    N(Pi_k x_{t-1}, Sigma)), from the neural guide q(z_t | x_{t-1}, x_t) otherwise (which
-    has seen x_t, like the amortized models' q(z | x); ``"relaxed"`` mixes the matrices).
+    a Bernoulli likelihood, noisy values under a Gaussian one. For ``ARMixture`` they are
+    one-step replicates of each transition given the observed x_{t-1}, shape
+    (n_draws, n_transitions, d). With i.i.d. regimes z_t is drawn as the fit treats it: from
+    the weights p when it is summed out (``discrete="marginal"``: the regime is replicated
+    too, x_t ~ sum_k p_k N(Pi_k x_{t-1}, Sigma)), from the neural guide q(z_t | x_{t-1}, x_t)
+    otherwise (which has seen x_t, like the amortized models' q(z | x); ``"relaxed"`` mixes
+    the matrices). With Markov-switching regimes each replicate follows a path drawn from the
+    paths' posterior given the series (as in :func:`posterior_samples`), at the fitted globals.
     ``pyro.infer.Predictive`` runs the model with its observation unconditioned
     (``poutine.uncondition``) and its latents replayed from the guide. Seeded by ``seed``;
     the caller's random state is left alone.
     """
     check_positive_int("n_draws", n_draws)
+    if isinstance(estimator, ARMixture) and estimator.markov:
+        with local_seed(seed):
+            return _markov_predictive(estimator, X, n_draws).numpy()
     if isinstance(estimator, ARMixture):
         module, args = estimator.module_, (*_ar_transitions(estimator, X), None)
     else:

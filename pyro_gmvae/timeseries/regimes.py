@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+import pyro.distributions as dist
 import torch
 
 
@@ -79,6 +80,49 @@ def forward_backward(
         betas.append(log_beta)
     log_post = torch.stack(alphas, 1) + torch.stack(betas[::-1], 1)
     return log_post - log_post.logsumexp(-1, keepdim=True), log_lik
+
+
+def _filtered(log_initial, log_A, log_emission) -> torch.Tensor:
+    """Normalised filtered log p(z_t | x_1..t), (S, T, K)."""
+    S, T, K = log_emission.shape
+    log_alpha, alphas = log_initial.expand(S, K), []
+    for t in range(T):
+        log_alpha = _log_matvec(log_alpha, log_A) + log_emission[:, t]
+        log_alpha = log_alpha - log_alpha.logsumexp(-1, keepdim=True)
+        alphas.append(log_alpha)
+    return torch.stack(alphas, 1)
+
+
+def sample_paths(
+    log_initial: torch.Tensor, log_A: torch.Tensor, log_emission: torch.Tensor, n_draws: int
+) -> torch.Tensor:
+    """``n_draws`` regime paths z_1..T of each series from their joint posterior given the
+    whole series (forward filtering, backward sampling), (n_draws, S, T): z_T from the filtered
+    p(z_T | x_1..T), then z_t from p(z_t | x_1..t, z_{t+1}) proportional to
+    p(z_t | x_1..t) A[z_t, z_{t+1}]. Padded steps (log-emission 0) are unobserved regimes:
+    summing over them leaves the draws of the observed ones exact."""
+    log_alpha = _filtered(log_initial, log_A, log_emission)  # (S, T, K)
+    S, T, K = log_alpha.shape
+    z = dist.Categorical(logits=log_alpha[:, -1]).sample((n_draws,))  # (n, S)
+    path = [z]
+    for t in range(T - 2, -1, -1):
+        logits = log_alpha[:, t] + log_A[:, z].permute(1, 2, 0)  # (n, S, K): to z_{t+1}
+        z = dist.Categorical(logits=logits).sample()
+        path.append(z)
+    return torch.stack(path[::-1], -1)
+
+
+def one_step_predictions(
+    log_initial: torch.Tensor, log_A: torch.Tensor, log_emission: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The one-step-ahead view of each series: log p(z_t | x_1..t-1) (S, T, K), the regime's
+    distribution before x_t is seen, and log p(x_t | x_1..t-1) (S, T), whose sum over t is the
+    series' log-likelihood (0 at padded steps)."""
+    S, T, K = log_emission.shape
+    log_alpha = _filtered(log_initial, log_A, log_emission)
+    before = torch.cat([log_initial.expand(S, 1, K), log_alpha[:, :-1]], 1)
+    predicted = _log_matvec(before, log_A)  # (S, T, K)
+    return predicted, (predicted + log_emission).logsumexp(-1)
 
 
 def viterbi(
