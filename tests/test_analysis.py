@@ -138,8 +138,14 @@ def test_analysis_refuses_what_it_cannot_use(fitted, data):
         analysis.posterior_samples(GibbsGMM(2), data)
     with pytest.raises(ValueError, match="n_draws"):
         analysis.posterior_samples(fitted["vae"], data, n_draws=0)
-    with pytest.raises(ValueError):
-        analysis.posterior_predictive(fitted["vae"], data[:, :5])  # wrong number of features
+    with pytest.raises(ValueError, match="fitted on 12 features per sample, this data has 5"):
+        analysis.posterior_predictive(fitted["vae"], data[:, :5])
+    from pyro_gmvae.checks import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        analysis.posterior_samples(ARMixture(), np.zeros((10, 2)))
+    with pytest.raises(TypeError, match="ks must be a sequence"):
+        analysis.choose_k(GibbsGMM(2), data, ks=5)
 
 
 class FixedProbabilities:
@@ -308,6 +314,34 @@ def test_choose_k_scores_an_ar_mixture_with_sampled_globals_by_loo_too():
     assert plain.loo is None
 
 
+def test_log_likelihood_per_point_for_every_kind_of_model(fitted, data):
+    iw = analysis.log_likelihood(fitted["vae"], data, n_samples=10, seed=3)
+    np.testing.assert_array_equal(iw, fitted["vae"].log_likelihood(data, n_samples=10, seed=3))
+    Z = three_blobs(0, n=60)
+    gmm = GibbsGMM(2, n_sweeps=20, burn_in=10, n_chains=1, progress_bar=False).fit(Z)
+    np.testing.assert_array_equal(analysis.log_likelihood(gmm, Z), gmm.score_samples(Z))
+    sim = simulate_ar_mixture(60, 2, 2, seed=1, markov=True, n_series=2)
+    X = [sim.series[0][:40], sim.series[1]]  # 39 + 59 transitions
+    for markov in (False, True):
+        ar = ARMixture(2, markov=markov, epochs=2, n_init=1, progress_bar=False).fit(X)
+        per_step = analysis.log_likelihood(ar, X)
+        assert per_step.shape == (98,)
+        # the terms of each series add up to its exact log-likelihood
+        totals = [per_step[:39].sum(), per_step[39:].sum()]
+        np.testing.assert_allclose(totals, ar.score_samples(X) * [39, 59], rtol=1e-10)
+    with pytest.raises(TypeError, match="no per-point log-likelihood"):
+        analysis.log_likelihood(object(), data)
+
+
+def test_choose_k_scores_markov_regimes_per_held_out_transition():
+    series = simulate_ar_mixture(300, 2, 2, seed=2, markov=True).series[0]
+    template = ARMixture(markov=True, epochs=2, n_init=1, progress_bar=False)
+    selection = analysis.choose_k(template, series[:240], [1, 2], seeds=[0],
+                                  X_test=series[240:], progress_bar=False)  # fmt: skip
+    assert selection.pointwise.shape == (2, 1, 59)  # one-step log p(x_t | x_<t) per transition
+    assert selection.standard_errors[np.argmin(selection.means)] > 0
+
+
 def test_choose_k_refuses_bad_ranges():
     template = GibbsGMM(2, progress_bar=False)
     X = three_blobs(0, n=20)
@@ -469,6 +503,32 @@ def test_posterior_draws_of_the_ar_mixture(global_guide):
     assert 0.5 < (x_rep - mean).std() / np.sqrt(np.diag(ar.covariance_)).mean() < 2
 
 
+@pytest.mark.parametrize("markov", [False, True])
+def test_ar_regime_draws_go_with_the_globals_of_their_row(markov):
+    """With a guide on the globals, row i of ``regime`` is drawn given row i's globals: where
+    the globals favour regime 0 more, so do the regimes (draws at the point estimates, or at
+    another row's globals, would not correlate with them)."""
+    X = simulate_ar_mixture(40, 2, 2, seed=0, markov=markov, min_separation=0.3).series[0]
+    ar = ARMixture(2, global_guide="normal", markov=markov, epochs=20, progress_bar=False)
+    draws = analysis.posterior_samples(ar.fit(X), X, n_draws=2000, seed=0)
+    share = (draws["regime"] == 0).mean(1)
+    if markov:  # the chain's stationary probability of regime 0
+        A = draws["switching"]
+        favour = A[:, 1, 0] / (A[:, 0, 1] + A[:, 1, 0])
+    else:
+        favour = draws["weights"][:, 0]
+    assert np.corrcoef(favour, share)[0, 1] > 0.1  # about 0.2; unpaired: 0 +- 0.022
+
+
+def _smoothed_at_draw(draws, i, X):
+    """p(z_t | the series) of every transition under the globals of draw ``i``."""
+    scale, corr = draws["noise_scale"][i], draws["noise_correlation"][i]
+    tril = scale[:, None] * corr
+    params = ARParameters(draws["weights"][i], draws["transition_matrices"][i], tril @ tril.T,
+                          draws["switching"][i])  # fmt: skip
+    return np.concatenate(ARMixture.from_parameters(params).predict_proba(X))
+
+
 @pytest.mark.parametrize("global_guide", [None, "normal"])
 def test_posterior_draws_of_a_markov_switching_ar_mixture(global_guide):
     sim = simulate_ar_mixture(90, 2, 2, seed=5, markov=True, n_series=2, stay_probability=0.95,
@@ -483,7 +543,11 @@ def test_posterior_draws_of_a_markov_switching_ar_mixture(global_guide):
     # each transition's draws follow its smoothed posterior, series in order
     smoothed = np.concatenate(ar.predict_proba(X))
     freq = (draws["regime"][..., None] == np.arange(2)).mean(0)
-    np.testing.assert_allclose(freq, smoothed, atol=0.035)
+    if global_guide == "normal":  # row i's regimes are drawn given row i's globals
+        every = np.stack([_smoothed_at_draw(draws, i, X) for i in range(0, 4000, 20)])
+        np.testing.assert_allclose(freq, every.mean(0), atol=0.035)
+    else:
+        np.testing.assert_allclose(freq, smoothed, atol=0.035)
     # whole paths: consecutive regimes agree as often as the pairwise posterior says, which
     # independent draws from the marginals would not reproduce
     paths = draws["regime"][:, :59]
@@ -531,6 +595,25 @@ def test_inference_data_of_a_markov_switching_ar_mixture():
     nuts = analysis.ar_nuts(ar, X, num_samples=10, warmup_steps=10, num_chains=2)
     assert nuts.posterior["switching"].shape == (2, 10, 2, 2)
     assert np.isfinite(nuts.log_likelihood["x"].values).all()
+    # label switching is undone: draws with their regimes renamed give the same posterior
+    from pyro.infer import Predictive
+
+    from pyro_gmvae.analysis.inference_data import _ar_groups
+    from pyro_gmvae.analysis.posterior import module_local_params
+    from pyro_gmvae.timeseries.series import as_series
+
+    series, module = as_series(X, 2), ar.module_
+    with torch.no_grad(), module_local_params():
+        raw = Predictive(module.global_guide, num_samples=20)(series.values, series.lengths, None)
+    draws = {k: raw[k].reshape(2, 10, *raw[k].shape[1:]) for k in module._global_names()}
+    swapped = dict(draws)
+    swapped["weights"] = draws["weights"][..., [1, 0]]
+    swapped["transition_matrices"] = draws["transition_matrices"][..., [1, 0], :, :]
+    swapped["switching"] = draws["switching"][..., [1, 0], :][..., [1, 0]]
+    plain, renamed = _ar_groups(draws, module, series, 0), _ar_groups(swapped, module, series, 0)
+    for name in ("weights", "transition_matrices", "covariance", "switching"):
+        np.testing.assert_allclose(renamed.posterior[name], plain.posterior[name], rtol=1e-12)
+    np.testing.assert_allclose(renamed.log_likelihood["x"], plain.log_likelihood["x"], rtol=1e-10)
 
 
 def test_analysing_one_ar_fit_leaves_another_alone():

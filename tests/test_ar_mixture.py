@@ -148,6 +148,8 @@ def test_path_draws_and_one_step_predictions_against_every_path():
     n = 40_000
     draws = sample_paths(log_p, log_A, log_e, n)  # (n, 1, 6)
     assert draws.shape == (n, 1, 6)
+    torch.manual_seed(0)  # one switching matrix per series gives the same draws
+    assert torch.equal(sample_paths(log_p[None], log_A[None], log_e, n), draws)
     index = {path: i for i, path in enumerate(paths)}
     counts = np.bincount([index[tuple(d)] for d in draws[:, 0].tolist()], minlength=len(paths))
     # every path's frequency within 4.5 binomial standard errors of its exact probability

@@ -2,8 +2,10 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,6 +15,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 def load(name):
     spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as a script's import would: its workers find it by name
     spec.loader.exec_module(module)
     return module
 
@@ -266,9 +269,11 @@ def test_posterior_analysis_benchmark_tiny(tmp_path):
     paths = ["--cache", str(tmp_path / "runs.jsonl"), "--json", str(tmp_path / "r.json"),
              "--markdown", str(tmp_path / "r.md")]  # fmt: skip
     result = bench.main(["--tiny", "--data-seeds", "0", "--parts", "gibbs-k3", "ar-k3",
-                         "digits-entropy", *paths])  # fmt: skip
+                         "digits-k", "digits-entropy", *paths])  # fmt: skip
     rows = {r["method"]: r for r in result["runs"]}
-    assert set(rows) == {"gibbs-k3", "ar-k3", "digits-entropy"}
+    assert set(rows) == {"gibbs-k3", "ar-k3", "digits-k", "digits-entropy"}
+    # digits-k: one process per seed, combined
+    assert np.shape(rows["digits-k"]["scores"]) == (2, 2) and rows["digits-k"]["best_k"] in (9, 10)
     assert rows["gibbs-k3"]["best_k"] in rows["gibbs-k3"]["ks"] and "best_k_loo" in rows["gibbs-k3"]
     assert 0 <= rows["digits-entropy"]["auc"] <= 1
     assert "Picks: [" in (tmp_path / "r.md").read_text()

@@ -29,18 +29,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from ..checks import check_positive_int
-from ..estimators.base import LatentEstimator
 from ..gmm import GibbsGMM
 from ..timeseries import ARMixture
 from ..timeseries.series import as_series
 from ..training import _interactive
-from .inference_data import to_inference_data, transition_log_joint
+from .inference_data import to_inference_data
+from .likelihood import log_likelihood
 
 
 @dataclass
@@ -48,18 +47,23 @@ class KSelection:
     """The result of :func:`choose_k`: ``pointwise[i, j]`` holds the held-out log-likelihood
     of every held-out point (nats) under the fit with K = ``ks[i]`` and seed ``seeds[j]``
     (NaN for a fit left out), ``scores[i, j]`` its mean; ``best_k`` the pick by the
-    one-standard-error rule. For models with sampled globals (see the module), ``loo[i, j]``
-    is the PSIS-LOO estimate of the expected log predictive density per training point and
-    ``best_k_loo`` its pick (by the standard error over the seeds alone), else both are None;
-    ``models`` the fitted copies, keyed by (K, seed), when kept."""
+    one-standard-error rule. For models with sampled globals (see the module),
+    ``loo_pointwise[i, j]`` holds PSIS-LOO's expected log predictive density of every training
+    point (transition, for the AR mixture), ``loo`` their mean per fit, and ``best_k_loo`` the
+    pick by the same rule, else all three are None; ``models`` the fitted copies, keyed by
+    (K, seed), when kept."""
 
     ks: list[int]
     seeds: list[int]
     pointwise: np.ndarray
     best_k: int
-    loo: np.ndarray | None = None
+    loo_pointwise: np.ndarray | None = None
     best_k_loo: int | None = None
     models: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def loo(self) -> np.ndarray | None:
+        return None if self.loo_pointwise is None else self.loo_pointwise.mean(-1)
 
     @property
     def scores(self) -> np.ndarray:
@@ -120,9 +124,11 @@ def combine_selections(selections: Sequence[KSelection]) -> KSelection:
         if (sel.loo is None) != (first.loo is None):
             raise ValueError("only some of the selections have PSIS-LOO scores")
     pointwise = np.concatenate([sel.pointwise for sel in selections], axis=1)
-    loo = None if first.loo is None else np.concatenate([sel.loo for sel in selections], 1)
+    loo = None
+    if first.loo_pointwise is not None:
+        loo = np.concatenate([sel.loo_pointwise for sel in selections], axis=1)
     models = {key: m for sel in selections for key, m in sel.models.items()}
-    best_loo = None if loo is None else one_standard_error_pick(first.ks, loo[..., None])
+    best_loo = None if loo is None else one_standard_error_pick(first.ks, loo)
     best = one_standard_error_pick(first.ks, pointwise)
     return KSelection(first.ks, seeds, pointwise, best, loo, best_loo, models)
 
@@ -190,36 +196,17 @@ def _has_sampled_globals(estimator) -> bool:
     return isinstance(estimator, GibbsGMM)
 
 
-def _loo_per_point(model, X_train, seed: int) -> float:
-    """PSIS-LOO's expected log predictive density per point (transition, for the AR mixture),
-    from the fit's posterior draws."""
+def _loo_pointwise(model, X_train, seed: int) -> np.ndarray:
+    """PSIS-LOO's expected log predictive density of every training point (transition, for
+    the AR mixture), from the fit's posterior draws."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)  # ArviZ's refactor notice
         import arviz as az
     if isinstance(model, ARMixture):
         idata = to_inference_data(model, X_train, seed=seed)
-        n = as_series(X_train, model.n_features_in_).n_transitions
     else:
         idata = model.to_inference_data(X_train, predictive=False)  # LOO needs no replicates
-        n = len(X_train)
-    return float(az.loo(idata).elpd_loo) / n
-
-
-def _pointwise_held_out(model, X_test, n_samples: int, seed: int) -> np.ndarray:
-    """The held-out log-likelihood of every held-out point (transition, for the AR mixture)."""
-    if isinstance(model, LatentEstimator):
-        return np.asarray(model.log_likelihood(X_test, n_samples=n_samples, seed=seed))
-    if isinstance(model, ARMixture):
-        if model.markov:  # the regimes are a chain: a density per series
-            return np.asarray(model.score_samples(X_test))
-        prev, nxt = as_series(X_test, model.n_features_in_).transitions()
-        with torch.no_grad():
-            g = model.module_.point_globals()
-            joint, _ = transition_log_joint(
-                g["weights"], g["transition_matrices"], g["scale_tril"], prev, nxt
-            )
-        return joint.logsumexp(-1).numpy()
-    return np.asarray(model.score_samples(X_test))
+    return np.asarray(az.loo(idata, pointwise=True).loo_i, dtype=np.float64)
 
 
 def _check_data(estimator, X, X_test, test_size, split_seed):
@@ -273,6 +260,9 @@ def choose_k(
     ``models`` with ``keep_models=True``.
     """
     size_param = _size_param(estimator)
+    for name, values in (("ks", ks), ("seeds", seeds)):
+        if not isinstance(values, Iterable) or isinstance(values, str):
+            raise TypeError(f"{name} must be a sequence of integers, got {values!r}")
     ks, seeds = list(ks), list(seeds)
     for name, values in (("K", ks), ("seed", seeds)):
         bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int | np.integer)]
@@ -305,10 +295,10 @@ def choose_k(
         for j, seed in enumerate(seeds):
             model = clone(estimator).set_params(**{size_param: k, "seed": seed}, **quiet)
             model.fit(X_train)
-            values = _pointwise_held_out(model, X_test, n_samples, seed)
+            values = log_likelihood(model, X_test, n_samples=n_samples, seed=seed)
             if pointwise is None:
                 pointwise = np.full((len(ks), len(seeds), len(values)), np.nan)
-                loo = np.full((len(ks), len(seeds)), np.nan) if with_globals else None
+                loo = [[None] * len(seeds) for _ in ks] if with_globals else None
             if np.isfinite(values).all():
                 pointwise[i, j] = values
             else:
@@ -319,13 +309,16 @@ def choose_k(
                     stacklevel=2,
                 )
             if loo is not None:
-                loo[i, j] = _loo_per_point(model, X_train, seed)
+                loo[i][j] = _loo_pointwise(model, X_train, seed)
             if keep_models:
                 models[k, seed] = model
             bar.update()
             if progress_bar and not _interactive():
                 print(f"choosing K: K={k}, seed {seed}: {values.mean():.4f}", file=sys.stderr)
     bar.close()
-    best_loo = None if loo is None else one_standard_error_pick(ks, loo[..., None])
+    best_loo = None
+    if loo is not None:
+        loo = np.array(loo, dtype=np.float64)  # (K, seeds, training points)
+        best_loo = one_standard_error_pick(ks, loo)
     best = one_standard_error_pick(ks, pointwise)
     return KSelection(ks, seeds, pointwise, best, loo, best_loo, models)

@@ -15,6 +15,7 @@ import numpy as np
 from ..checks import check_positive_int
 from ..timeseries import ARMixture
 from ..timeseries.series import as_series
+from .likelihood import log_likelihood as per_point_log_likelihood
 from .posterior import transition_probabilities
 
 
@@ -85,11 +86,11 @@ def cluster_summaries(
     Members are the points whose most probable cluster it is. They are ranked ``by``
     ``"probability"`` (q(k | x) of their cluster: typical = the surest members) or
     ``"log_likelihood"`` (typical = the best-explained members, by
-    ``estimator.log_likelihood(X)``, or by the per-point values passed as ``log_likelihood``,
-    which saves recomputing them). ``n_members`` of each end are kept. ``mean`` is the mean of
-    the members' rows of ``X`` in its own shape (an image for images). For the AR mixture the
-    members are transitions (indices in every series' order) and ``mean`` is their x_t; rank
-    them by probability (``log_likelihood`` gives one value per series, not per transition).
+    :func:`~pyro_gmvae.analysis.log_likelihood`, or by the per-point values passed as
+    ``log_likelihood``, which saves recomputing them). ``n_members`` of each end are kept.
+    ``mean`` is the mean of the members' rows of ``X`` in its own shape (an image for images).
+    For the AR mixture the members are transitions (indices in every series' order), ranked by
+    log-likelihood per transition, and ``mean`` is their x_t.
     """
     check_positive_int("n_members", n_members)
     if by not in ("probability", "log_likelihood"):
@@ -98,7 +99,7 @@ def cluster_summaries(
     labels = probs.argmax(1)
     if by == "log_likelihood":
         if log_likelihood is None:
-            log_likelihood = estimator.log_likelihood(X)
+            log_likelihood = per_point_log_likelihood(estimator, X)
         score = np.asarray(log_likelihood, dtype=np.float64).ravel()
         if score.shape != (len(data),):
             raise ValueError(f"log_likelihood needs one value per row of X ({len(data)})")

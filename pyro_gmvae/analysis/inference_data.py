@@ -43,15 +43,15 @@ from ..estimators.base import LatentEstimator
 from ..gmm import GibbsGMM
 from ..gmm.sampler import match_labels
 from ..timeseries import ARMixture
-from ..timeseries.regimes import (
-    emission_log_probs,
-    forward_backward,
-    one_step_predictions,
-    series_log_emission,
-)
 from ..timeseries.series import Series, as_series
 from ..training import local_seed
-from .posterior import module_local_params, posterior_predictive, posterior_samples
+from .likelihood import ar_transition_terms
+from .posterior import (
+    globals_of_draws,
+    module_local_params,
+    posterior_predictive,
+    posterior_samples,
+)
 
 
 def _arviz():
@@ -63,10 +63,13 @@ def _arviz():
 
 def to_inference_data(estimator, X, n_draws: int = 100, n_samples: int = 100, seed: int = 0):
     """An ``arviz.InferenceData`` of the fitted ``estimator`` on data ``X`` (see the module's
-    docstring for what each model's groups hold). ``n_draws``: posterior draws (an
-    ``ARMixture`` with an ``AutoNormal`` guide) or posterior-predictive replicates (the
-    amortized models: n_draws x N x n_features numbers); ``n_samples``: importance samples per
-    point for the amortized models' log-likelihood. Seeded by ``seed``."""
+    docstring for what each model's groups hold). ``n_draws``: draws per chain of an
+    ``ARMixture``'s ``AutoNormal`` posterior (two chains), or draws of z and
+    posterior-predictive replicates of the amortized models (n_draws x N x n_features
+    numbers); ``n_samples``: importance samples per point for the amortized models'
+    log-likelihood (the more, the tighter the bound: use the same, large number for every
+    model compared). A ``GibbsGMM`` gives its own kept draws and uses neither. Seeded by
+    ``seed``."""
     check_positive_int("n_draws", n_draws)
     if isinstance(estimator, GibbsGMM):
         return estimator.to_inference_data(X, seed=seed)
@@ -94,36 +97,6 @@ def _amortized(estimator, X, n_draws: int, n_samples: int, seed: int):
 
 
 # ------------------------------------------------------------------------------ AR mixture
-def _check_ar(estimator: ARMixture) -> None:
-    if not hasattr(estimator, "module_"):
-        estimator._check_fitted()
-
-
-def transition_log_joint(weights, Pi, tril, prev, nxt) -> tuple[torch.Tensor, torch.Tensor]:
-    """log p_k + log N(x_t | Pi_k x_{t-1}, Sigma) (N, K) and its most probable regimes (N,)."""
-    joint = weights.log() + emission_log_probs(prev, nxt, Pi, tril)
-    return joint, joint.argmax(-1)
-
-
-def _per_transition(g: dict, series: Series, markov: bool):
-    """At globals ``g``: log-likelihood of every transition (for Markov regimes the one-step
-    log p(x_t | x_1..t-1), whose sum is the series'), its most probable regime given the data,
-    and the regime's distribution before x_t is seen; transitions of every series in order."""
-    if not markov:
-        prev, nxt = series.transitions()
-        joint, labels = transition_log_joint(
-            g["weights"], g["transition_matrices"], g["scale_tril"], prev, nxt
-        )
-        return joint.logsumexp(-1), labels, g["weights"].expand(len(prev), -1)
-    log_e = series_log_emission(
-        series.values, series.lengths, g["transition_matrices"], g["scale_tril"]
-    )
-    log_p, log_A, mask = g["weights"].log(), g["switching"].log(), series.mask()
-    predicted, step = one_step_predictions(log_p, log_A, log_e)
-    smoothed, _ = forward_backward(log_p, log_A, log_e)
-    return step[mask], smoothed[mask].argmax(-1), predicted[mask].exp()
-
-
 def _ar_groups(draws: dict[str, torch.Tensor], module, series: Series, seed: int):
     """The InferenceData of an AR mixture from draws of its globals, each (C, S, ...). Label
     switching is undone: each draw's regimes are renamed to agree best (Hungarian matching of
@@ -132,19 +105,16 @@ def _ar_groups(draws: dict[str, torch.Tensor], module, series: Series, seed: int
     C, S = draws["weights"].shape[:2]
     K = draws["weights"].shape[-1]
     flat = {k: v.reshape(C * S, *v.shape[2:]) for k, v in draws.items()}
-    corr = flat.get("noise_correlation")
+    every = globals_of_draws(module, flat)
     prev, nxt = series.transitions()
     names = ["weights", "transition_matrices", "covariance", "log_lik", "x"]
     out: dict[str, list] = {name: [] for name in names + ["switching"]}
     with local_seed(seed), torch.no_grad():
-        _, reference, _ = _per_transition(module.point_globals(), series, module.markov)
+        _, reference, _ = ar_transition_terms(module.point_globals(), series, module.markov)
         for i in range(C * S):
-            tril = module.scale_tril(flat["noise_scale"][i], None if corr is None else corr[i])
-            g = {"weights": flat["weights"][i], "transition_matrices":
-                 flat["transition_matrices"][i], "scale_tril": tril}  # fmt: skip
-            if module.markov:
-                g["switching"] = flat["switching"][i]
-            log_lik, labels, before = _per_transition(g, series, module.markov)
+            g = {name: value[i] for name, value in every.items()}
+            tril = g["scale_tril"]
+            log_lik, labels, before = ar_transition_terms(g, series, module.markov)
             order = match_labels(labels[None], reference, K)[0]  # draw's regime order[j] -> j
             Pi = g["transition_matrices"]
             z = torch.distributions.Categorical(probs=before).sample()  # one-step replicates
@@ -182,7 +152,7 @@ def _ar_groups(draws: dict[str, torch.Tensor], module, series: Series, seed: int
 def _ar_variational(estimator: ARMixture, X, n_draws: int, seed: int):
     """Draws of the globals from the fitted mean-field Gaussian posterior (``"normal"``): two
     chains of ``n_draws`` independent draws."""
-    _check_ar(estimator)
+    estimator._check_fitted()
     if estimator.global_guide != "normal":
         raise ValueError(
             f"ARMixture(global_guide={estimator.global_guide!r}) has point estimates of its "
@@ -231,7 +201,7 @@ def ar_nuts(
     evaluates every transition: about 6 minutes for 2 chains of 500 steps on 300
     transitions, one thread).
     """
-    _check_ar(estimator)
+    estimator._check_fitted()
     if estimator.discrete != "marginal":
         raise ValueError("NUTS needs z_t summed out of the model: discrete='marginal'")
     for name, value in (("num_samples", num_samples), ("num_chains", num_chains)):

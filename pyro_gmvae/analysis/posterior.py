@@ -24,6 +24,7 @@ from ..timeseries import ARMixture
 from ..timeseries.regimes import sample_paths, series_log_emission
 from ..timeseries.series import as_series
 from ..training import local_seed
+from .likelihood import transition_log_joint
 
 
 def _fitted_module(estimator, X) -> tuple[torch.nn.Module, torch.Tensor]:
@@ -42,51 +43,83 @@ def module_local_params():
     return pyro.settings.context(module_local_params=True)
 
 
-def _ar_transitions(estimator: ARMixture, X) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fitted AR mixture's (x_{t-1}, x_t) pairs of ``X``, every series in order."""
-    estimator._check_fitted()
-    return as_series(X, estimator.n_features_in_).transitions()
+def globals_of_draws(module, draws: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An AR module's globals (``weights``, ``transition_matrices``, ``scale_tril`` and, for
+    Markov regimes, ``switching``) from draws of its sample sites, with their leading axis,
+    computed as the model computes them."""
+    with torch.no_grad(), module_local_params(), poutine.condition(data=draws):
+        return module.globals()
 
 
-def markov_paths(estimator: ARMixture, X, n_draws: int) -> torch.Tensor:
-    """Draws of a Markov-switching AR mixture's regime paths from their joint posterior given
-    each whole series, at the fitted globals (forward filtering, backward sampling): (n_draws,
-    n_transitions), the transitions of every series in order."""
-    series = as_series(X, estimator.n_features_in_)
-    g = estimator.module_.point_globals()
-    log_e = series_log_emission(
-        series.values, series.lengths, g["transition_matrices"], g["scale_tril"]
+def _point_batch(module) -> dict[str, torch.Tensor]:
+    return {name: value[None] for name, value in module.point_globals().items()}
+
+
+def regime_draws(g: dict[str, torch.Tensor], series, markov: bool, n_paths: int) -> torch.Tensor:
+    """Draws of the regimes of every transition (series in order) from their posterior given
+    the data, for each set of globals in ``g`` (leading axis B): Bayes' rule per transition
+    for i.i.d. regimes, whole paths by forward filtering, backward sampling for Markov ones.
+    Returns (n_paths * B, n_transitions), ``n_paths`` draws for each set, draw-major."""
+    B = g["weights"].shape[0]
+    sets = range(B)
+    if not markov:
+        prev, nxt = series.transitions()
+        logits = torch.stack(
+            [
+                transition_log_joint(
+                    g["weights"][b], g["transition_matrices"][b], g["scale_tril"][b], prev, nxt
+                )[0]
+                for b in sets
+            ]
+        )
+        return dist.Categorical(logits=logits).sample((n_paths,)).reshape(n_paths * B, -1)
+    log_e = torch.stack(  # (B, S, T, K)
+        [
+            series_log_emission(
+                series.values, series.lengths, g["transition_matrices"][b], g["scale_tril"][b]
+            )
+            for b in sets
+        ]
     )
-    paths = sample_paths(g["weights"].log(), g["switching"].log(), log_e, n_draws)
-    return paths[:, series.mask()]
+    S = log_e.shape[1]
+    paths = sample_paths(
+        g["weights"].log().repeat_interleave(S, 0),
+        g["switching"].log().repeat_interleave(S, 0),
+        log_e.flatten(0, 1),
+        n_paths,
+    )  # (n_paths, B * S, T)
+    return paths.reshape(n_paths * B, S, -1)[:, series.mask()]
+
+
+def _fitted_series(estimator: ARMixture, X):
+    estimator._check_fitted()
+    return as_series(X, estimator.n_features_in_)
 
 
 @torch.no_grad()
 def _ar_posterior_samples(estimator: ARMixture, X, n_draws: int) -> dict[str, torch.Tensor]:
-    series = as_series(X, estimator.n_features_in_)
+    series = _fitted_series(estimator, X)
     module = estimator.module_
-    args = (series.values, series.lengths) if estimator.markov else series.transitions()
-    out = {}
-    if module.global_guide is not None:  # globals with priors: draws from their guide
-        with module_local_params():
-            draws = Predictive(module.global_guide, num_samples=n_draws)(*args, None)
-        out.update({name: draws[name] for name in module._global_names()})
-    if estimator.markov:
-        out["regime"] = markov_paths(estimator, X, n_draws)
-    else:
-        probs = torch.from_numpy(transition_probabilities(estimator, X))
-        out["regime"] = dist.Categorical(probs=probs).sample((n_draws,))
+    if module.global_guide is None:  # the fitted globals: n_draws regimes given them
+        return {"regime": regime_draws(_point_batch(module), series, module.markov, n_draws)}
+    args = (series.values, series.lengths) if module.markov else series.transitions()
+    with module_local_params():  # globals with priors: draws from their guide
+        draws = Predictive(module.global_guide, num_samples=n_draws)(*args, None)
+    out = {name: draws[name] for name in module._global_names()}
+    # each draw's regimes given that draw's globals: row i of every site is one joint draw
+    out["regime"] = regime_draws(globals_of_draws(module, out), series, module.markov, 1)
     return out
 
 
 @torch.no_grad()
 def _markov_predictive(estimator: ARMixture, X, n_draws: int) -> torch.Tensor:
     """x_t ~ N(Pi_{z_t} x_{t-1}, Sigma) with each path z drawn from its posterior."""
-    prev, nxt = _ar_transitions(estimator, X)
-    g = estimator.module_.point_globals()
-    paths = markov_paths(estimator, X, n_draws)  # (n, N)
-    means = torch.einsum("snij,nj->sni", g["transition_matrices"][paths], prev)
-    return means + torch.randn(*means.shape, dtype=means.dtype) @ g["scale_tril"].T
+    series = _fitted_series(estimator, X)
+    prev, _ = series.transitions()
+    g = _point_batch(estimator.module_)
+    paths = regime_draws(g, series, True, n_draws)  # (n, N)
+    means = torch.einsum("snij,nj->sni", g["transition_matrices"][0][paths], prev)
+    return means + torch.randn(*means.shape, dtype=means.dtype) @ g["scale_tril"][0].T
 
 
 def transition_probabilities(estimator: ARMixture, X) -> np.ndarray:
@@ -112,15 +145,18 @@ def posterior_samples(estimator, X, n_draws: int = 100, seed: int = 0) -> dict[s
     so its draws are all equal.
 
     ``ARMixture``: ``regime`` (n_draws, n_transitions), transitions of every series in order,
-    at the fitted globals: for i.i.d. regimes drawn from the exact posterior
-    p(z_t | x_{t-1}, x_t) (``predict_proba``); for Markov-switching ones, whole paths drawn from
-    their joint posterior given the series (forward filtering, backward sampling), so that the
-    draws keep the regimes' dependence. With ``global_guide="normal"`` or ``"map"`` also draws
-    of the globals from their guide: ``weights`` (n_draws, K), ``transition_matrices``
-    (n_draws, K, d, d), ``noise_scale`` (n_draws, d), for full covariances
-    ``noise_correlation`` (n_draws, d, d), and for Markov regimes ``switching`` (n_draws, K,
-    K). The draws come from a generator seeded by ``seed``; the caller's random state is left
-    alone.
+    drawn from their posterior given the data: for i.i.d. regimes p(z_t | x_{t-1}, x_t) by
+    Bayes' rule; for Markov-switching ones whole paths from their joint posterior given each
+    series (forward filtering, backward sampling), so that the draws keep the regimes'
+    dependence. With point estimates of the globals the regimes are drawn at them
+    (``predict_proba`` is their average). With ``global_guide="normal"`` or ``"map"`` the
+    globals are drawn from their guide too, and row i of ``regime`` is drawn given row i's
+    globals (one joint draw per row): ``weights`` (n_draws, K; for Markov regimes the
+    distribution of the unobserved z_0), ``transition_matrices`` (n_draws, K, d, d),
+    ``noise_scale`` (n_draws, d), for full covariances ``noise_correlation`` (n_draws, d, d),
+    the lower Cholesky factor of the noise's correlation matrix (Sigma = diag(s) C C^T
+    diag(s)), and for Markov regimes ``switching`` (n_draws, K, K). The draws come from a
+    generator seeded by ``seed``; the caller's random state is left alone.
     """
     check_positive_int("n_draws", n_draws)
     if isinstance(estimator, ARMixture):
@@ -154,7 +190,11 @@ def posterior_predictive(estimator, X, n_draws: int = 10, seed: int = 0) -> np.n
     too, x_t ~ sum_k p_k N(Pi_k x_{t-1}, Sigma)), from the neural guide q(z_t | x_{t-1}, x_t)
     otherwise (which has seen x_t, like the amortized models' q(z | x); ``"relaxed"`` mixes
     the matrices). With Markov-switching regimes each replicate follows a path drawn from the
-    paths' posterior given the series (as in :func:`posterior_samples`), at the fitted globals.
+    paths' posterior given the whole series (as in :func:`posterior_samples`), at the fitted
+    globals: the regimes have seen x_t and the steps after it, so these replicates sit closer
+    to the data than a forecast would. (The ``posterior_predictive`` group of
+    :func:`~pyro_gmvae.analysis.to_inference_data` is the one-step forecast instead: z_t from
+    p(z_t | x_1..t-1), matching its ``log_likelihood``.)
     ``pyro.infer.Predictive`` runs the model with its observation unconditioned
     (``poutine.uncondition``) and its latents replayed from the guide. Seeded by ``seed``;
     the caller's random state is left alone.
@@ -164,7 +204,7 @@ def posterior_predictive(estimator, X, n_draws: int = 10, seed: int = 0) -> np.n
         with local_seed(seed):
             return _markov_predictive(estimator, X, n_draws).numpy()
     if isinstance(estimator, ARMixture):
-        module, args = estimator.module_, (*_ar_transitions(estimator, X), None)
+        module, args = estimator.module_, (*_fitted_series(estimator, X).transitions(), None)
     else:
         module, x = _fitted_module(estimator, X)
         args = (x,)

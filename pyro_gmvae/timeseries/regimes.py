@@ -56,8 +56,23 @@ def iid_posterior(log_weights: torch.Tensor, log_emission: torch.Tensor) -> torc
 
 
 def _log_matvec(log_alpha: torch.Tensor, log_A: torch.Tensor) -> torch.Tensor:
-    """log sum_i exp(log_alpha[..., i] + log_A[i, j]), (..., K)."""
+    """log sum_i exp(log_alpha[..., i] + log_A[..., i, j]), (..., K)."""
     return (log_alpha.unsqueeze(-1) + log_A).logsumexp(-2)
+
+
+def _filtered(log_initial, log_A, log_emission) -> tuple[torch.Tensor, torch.Tensor]:
+    """Filtered log p(z_t | x_1..t) (S, T, K) and the one-step log p(x_t | x_1..t-1) (S, T),
+    the filter's normalisers (0 at padded steps). ``log_A`` is (K, K) or one per series
+    (S, K, K), ``log_initial`` (K,) or (S, K)."""
+    S, T, K = log_emission.shape
+    log_alpha, alphas, norms = log_initial.expand(S, K), [], []
+    for t in range(T):
+        log_alpha = _log_matvec(log_alpha, log_A) + log_emission[:, t]
+        norm = log_alpha.logsumexp(-1, keepdim=True)
+        log_alpha = log_alpha - norm
+        alphas.append(log_alpha)
+        norms.append(norm)
+    return torch.stack(alphas, 1), torch.cat(norms, -1)
 
 
 def forward_backward(
@@ -67,30 +82,15 @@ def forward_backward(
     series' log-likelihood (S,). ``log_emission`` is (S, T, K); padded steps after a series'
     end must have log-emission 0 (they then change nothing before them)."""
     S, T, K = log_emission.shape
-    alphas = []
-    log_alpha = log_initial.expand(S, K)
-    for t in range(T):  # filtered, unnormalised: log p(z_t, x_1..t)
-        log_alpha = _log_matvec(log_alpha, log_A) + log_emission[:, t]
-        alphas.append(log_alpha)
-    log_lik = log_alpha.logsumexp(-1)
-    log_beta = torch.zeros_like(log_alpha)
+    log_alpha, norms = _filtered(log_initial, log_A, log_emission)
+    log_beta = torch.zeros(S, K, dtype=log_alpha.dtype)
     betas = [log_beta]
-    for t in range(T - 1, 0, -1):  # log p(x_{t+1}..T | z_t)
+    for t in range(T - 1, 0, -1):  # log p(x_{t+1}..T | z_t), up to a constant per step
         log_beta = (log_A + (log_emission[:, t] + log_beta).unsqueeze(-2)).logsumexp(-1)
+        log_beta = log_beta - log_beta.amax(-1, keepdim=True)  # no overflow on long series
         betas.append(log_beta)
-    log_post = torch.stack(alphas, 1) + torch.stack(betas[::-1], 1)
-    return log_post - log_post.logsumexp(-1, keepdim=True), log_lik
-
-
-def _filtered(log_initial, log_A, log_emission) -> torch.Tensor:
-    """Normalised filtered log p(z_t | x_1..t), (S, T, K)."""
-    S, T, K = log_emission.shape
-    log_alpha, alphas = log_initial.expand(S, K), []
-    for t in range(T):
-        log_alpha = _log_matvec(log_alpha, log_A) + log_emission[:, t]
-        log_alpha = log_alpha - log_alpha.logsumexp(-1, keepdim=True)
-        alphas.append(log_alpha)
-    return torch.stack(alphas, 1)
+    log_post = log_alpha + torch.stack(betas[::-1], 1)
+    return log_post - log_post.logsumexp(-1, keepdim=True), norms.sum(-1)
 
 
 def sample_paths(
@@ -100,14 +100,16 @@ def sample_paths(
     whole series (forward filtering, backward sampling), (n_draws, S, T): z_T from the filtered
     p(z_T | x_1..T), then z_t from p(z_t | x_1..t, z_{t+1}) proportional to
     p(z_t | x_1..t) A[z_t, z_{t+1}]. Padded steps (log-emission 0) are unobserved regimes:
-    summing over them leaves the draws of the observed ones exact."""
-    log_alpha = _filtered(log_initial, log_A, log_emission)  # (S, T, K)
+    summing over them leaves the draws of the observed ones exact. ``log_A`` is (K, K) or one
+    per series (S, K, K), ``log_initial`` (K,) or (S, K)."""
+    log_alpha, _ = _filtered(log_initial, log_A, log_emission)  # (S, T, K)
     S, T, K = log_alpha.shape
+    into = log_A.expand(S, K, K).transpose(-1, -2)  # into[s, j, i] = log A[i, j]
+    series = torch.arange(S)
     z = dist.Categorical(logits=log_alpha[:, -1]).sample((n_draws,))  # (n, S)
     path = [z]
     for t in range(T - 2, -1, -1):
-        logits = log_alpha[:, t] + log_A[:, z].permute(1, 2, 0)  # (n, S, K): to z_{t+1}
-        z = dist.Categorical(logits=logits).sample()
+        z = dist.Categorical(logits=log_alpha[:, t] + into[series, z]).sample()  # (n, S)
         path.append(z)
     return torch.stack(path[::-1], -1)
 
@@ -119,10 +121,10 @@ def one_step_predictions(
     distribution before x_t is seen, and log p(x_t | x_1..t-1) (S, T), whose sum over t is the
     series' log-likelihood (0 at padded steps)."""
     S, T, K = log_emission.shape
-    log_alpha = _filtered(log_initial, log_A, log_emission)
-    before = torch.cat([log_initial.expand(S, 1, K), log_alpha[:, :-1]], 1)
-    predicted = _log_matvec(before, log_A)  # (S, T, K)
-    return predicted, (predicted + log_emission).logsumexp(-1)
+    log_alpha, norms = _filtered(log_initial, log_A, log_emission)
+    before = torch.cat([log_initial.expand(S, K).unsqueeze(1), log_alpha[:, :-1]], 1)
+    predicted = _log_matvec(before, log_A.unsqueeze(-3) if log_A.ndim == 3 else log_A)
+    return predicted, norms
 
 
 def viterbi(
