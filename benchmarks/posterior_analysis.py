@@ -12,8 +12,9 @@ pick on digits, and is q(y | x) less sure of the points the model misclusters?
   K = 4, 6, ..., 14, seeds 0-1 (one process each): what it picks, and whether it is 10.
 * ``mnist-k``: ``choose_k`` with ``GMVAE()`` on MNIST-test (8,000 images to fit, 2,000 held
   out), K = 8..12, seeds 0-1, each seed's fits in its own process (one thread each), combined
-  with ``combine_selections``; 10 epochs instead of the defaults' 100, as 100 would take about
-  5 hours per fit on this machine's CPU, and 50 importance samples per held-out image.
+  with ``combine_selections``; 10 epochs instead of the defaults' 100 (the part takes about
+  half an hour on two cores; 100 epochs would take about ten times as long), and 50 importance
+  samples per held-out image.
 * ``digits-entropy``: ``GMVAE()`` fitted on digits (seeds 0-2): the entropy of q(y | x) on the
   misclustered points (Hungarian map of clusters to labels) and on the rest, and how well the
   entropy ranks the misclustered first (ROC AUC).
@@ -189,7 +190,7 @@ def table(result: dict) -> str:
         else:
             picks = [r["best_k"] for r in runs]
             lines += [
-                f"`choose_k`, {part}: K = {runs[0]['ks'][0]}..{runs[0]['ks'][-1]}, 2 seeds "
+                f"`choose_k`, {part}: K = {', '.join(map(str, runs[0]['ks']))}, 2 seeds "
                 "per K, held-out mean log-likelihood per point (nats), one-standard-error pick",
                 "",
                 "| data seed | chosen K | mean score per K | s |",
