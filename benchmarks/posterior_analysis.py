@@ -56,7 +56,7 @@ BENCH_VERSION = 2  # 2: the rule's standard error of the difference; PSIS-LOO pi
 # regime did not show in the held-out likelihood of 4 of 10 data seeds)
 PART_SETTINGS = {
     "gibbs-k3": {"loo_rule": "pointwise"},  # PSIS-LOO's pick with its paired standard error
-    "ar-k3": {"n_steps": 5000},
+    "ar-k3": {"n_steps": 5000, "standard_error": "batch means"},
     "digits-k": {"ks": [4, 6, 8, 10, 12, 14], "n_samples": 100},
     "mnist-k": {"ks": [8, 9, 10, 11, 12], "epochs": 10, "n_samples": 50},
 }

@@ -216,6 +216,11 @@ def test_choose_k_finds_three_gaussians():
     assert abs(selection.means[3] - selection.means[2]) < 0.05
     # a model with global parameters is also scored by PSIS-LOO on its draws: the same pick
     assert selection.loo.shape == (5, 2) and selection.best_k_loo == 3
+    # the LOO pick uses LOO's own paired standard error over the training points
+    from pyro_gmvae.analysis.choosing_k import one_standard_error_pick
+
+    assert selection.loo_pointwise.shape == (5, 2, 240)  # the 80% fitted
+    assert selection.best_k_loo == one_standard_error_pick(selection.ks, selection.loo_pointwise)
     assert "loo_mean" in rows[0]
     selection.plot()
 
@@ -287,6 +292,13 @@ def test_one_standard_error_rule():
     # a fit left out (NaN) does not stop the others
     spread[0, 0] = np.nan
     assert one_standard_error_pick([1, 2, 3, 4], spread) == 2
+    # serially dependent points (runs of 20 equal differences): batch means over blocks of 20
+    # see the runs' spread, single points a spread 20 times too many
+    runs = np.repeat(rng.choice([-0.5, 0.5], 20), 20)  # 400 points, 20 runs
+    pair = np.stack([np.stack([base, base]), np.stack([base + runs - runs.mean() + 0.01] * 2)])
+    naive, blocked = (difference_standard_errors(pair, b)[0] for b in (1, 20))
+    assert blocked == pytest.approx(0.5 / np.sqrt(20), rel=0.05)  # 20 independent runs
+    assert naive == pytest.approx(0.5 / np.sqrt(400), rel=0.05) and blocked > 4 * naive
 
 
 def test_choose_k_scores_an_ar_mixture_with_sampled_globals_by_loo_too():
@@ -299,6 +311,8 @@ def test_choose_k_scores_an_ar_mixture_with_sampled_globals_by_loo_too():
                                   keep_models=True, progress_bar=False)  # fmt: skip
     assert selection.pointwise.shape == (2, 1, 99)  # one score per held-out transition
     assert selection.loo.shape == (2, 1)
+    assert selection.loo_pointwise.shape == (2, 1, 399)  # per training transition
+    assert selection.block_size == 10  # batch means over about sqrt(99) held-out steps
     # the score is PSIS-LOO per training transition on the fit's variational draws
     idata = analysis.to_inference_data(selection.models[3, 0], train, seed=0)
     with warnings.catch_warnings():

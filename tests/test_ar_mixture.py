@@ -165,6 +165,32 @@ def test_path_draws_and_one_step_predictions_against_every_path():
     assert float(step[0, 0]) == pytest.approx(first, rel=1e-10)
 
 
+def test_path_draws_with_a_switching_matrix_per_series():
+    """Three short series, each with its own p and A, one of them padded: every path's
+    frequency against its exact posterior, z_0 summed out by enumeration."""
+    gen = torch.Generator().manual_seed(1)
+    K, T, S, n = 2, 4, 3, 100_000
+    log_e = 1.5 * torch.randn(S, T, K, generator=gen, dtype=torch.float64)
+    log_e[2, 2:] = 0.0  # the third series ends after two transitions
+    log_A = torch.randn(S, K, K, generator=gen, dtype=torch.float64).log_softmax(-1)
+    log_p = torch.randn(S, K, generator=gen, dtype=torch.float64).log_softmax(-1)
+    torch.manual_seed(0)
+    draws = sample_paths(log_p, log_A, log_e, n)  # (n, S, T)
+    for s in range(S):
+        exact = {}
+        for path in itertools.product(range(K), repeat=T + 1):  # z_0 .. z_T
+            log_joint = log_p[s, path[0]] + sum(
+                log_A[s, path[t - 1], path[t]] + log_e[s, t - 1, path[t]] for t in range(1, T + 1)
+            )
+            exact[path[1:]] = exact.get(path[1:], 0.0) + float(log_joint.exp())
+        total = sum(exact.values())
+        index = {path: i for i, path in enumerate(exact)}
+        probs = np.array([exact[path] / total for path in index])
+        counts = np.bincount([index[tuple(d)] for d in draws[:, s].tolist()], minlength=len(index))
+        se = np.sqrt(probs * (1 - probs) / n)
+        assert np.all(np.abs(counts / n - probs) <= 4.5 * se + 1e-4), s
+
+
 def test_viterbi_agrees_with_infer_discrete_and_ignores_padding():
     P = _params(markov=True)
     sim = simulate_ar_mixture(25, 2, 2, seed=5, parameters=P, markov=True, n_series=2)

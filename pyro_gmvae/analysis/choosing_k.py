@@ -5,18 +5,21 @@ series must give one, e.g. a later stretch); for every K and seed, fit a copy of
 estimator with that K and seed on the rest; score each fit by the log-likelihood of every
 held-out point: the importance-weighted estimate (``log_likelihood``) for the amortized models,
 the posterior predictive density (``score_samples``) for the Gibbs GMM, the exact density of
-each transition given the fitted globals for the AR mixture (of each series, for Markov
-regimes). Models with sampled globals (``GibbsGMM`` and ``ARMixture(global_guide="normal")``)
-are also scored by PSIS-LOO on the training points (``az.loo`` on their draws; for the AR
-mixture, per transition, under its variational posterior, with the caveat for Markov regimes
-given in :mod:`~pyro_gmvae.analysis.inference_data`).
+each transition given the fitted globals for the AR mixture (for Markov regimes the one-step
+log p(x_t | x_1..t-1)). Models with sampled globals (``GibbsGMM`` and
+``ARMixture(global_guide="normal")``) are also scored by PSIS-LOO on the training points
+(``az.loo`` on their draws; for the AR mixture, per transition, under its variational
+posterior, with the caveat for Markov regimes given in
+:mod:`~pyro_gmvae.analysis.inference_data`).
 
 More clusters rarely score much worse, since a surplus cluster can stay empty or split one in
 two, so the pick is the smallest K whose mean score is within one standard error of the best
 K's: the standard error of the difference of the two means, which combines the held-out
 sampling error (the points' differences, paired, as ``az.compare`` does) and the spread over
-the seeds of both (the "one-standard-error rule"). A fit whose score is not finite (a diverged
-fit) is left out of its K's statistics, with a warning.
+the seeds of both (the "one-standard-error rule"). The steps of a series are not independent,
+so for the AR mixture the paired term comes from the means of consecutive blocks of about
+sqrt(n) transitions (batch means), for PSIS-LOO as for the held-out score. A fit whose score
+is not finite (a diverged fit) is left out of its K's statistics, with a warning.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class KSelection:
     loo_pointwise: np.ndarray | None = None
     best_k_loo: int | None = None
     models: dict = field(default_factory=dict, repr=False)
+    block_size: int = 1
 
     @property
     def loo(self) -> np.ndarray | None:
@@ -77,7 +81,7 @@ class KSelection:
     @property
     def standard_errors(self) -> np.ndarray:
         """The standard error of each K's difference from the best K (the rule's yardstick)."""
-        return difference_standard_errors(self.pointwise)
+        return difference_standard_errors(self.pointwise, self.block_size)
 
     def table(self) -> list[dict]:
         """One row per K: its mean, the standard error of its difference from the best, the
@@ -123,14 +127,19 @@ def combine_selections(selections: Sequence[KSelection]) -> KSelection:
             raise ValueError("the selections scored different held-out points")
         if (sel.loo is None) != (first.loo is None):
             raise ValueError("only some of the selections have PSIS-LOO scores")
+        if sel.block_size != first.block_size:
+            raise ValueError("the selections use different blocks of held-out points")
     pointwise = np.concatenate([sel.pointwise for sel in selections], axis=1)
     loo = None
     if first.loo_pointwise is not None:
         loo = np.concatenate([sel.loo_pointwise for sel in selections], axis=1)
     models = {key: m for sel in selections for key, m in sel.models.items()}
-    best_loo = None if loo is None else one_standard_error_pick(first.ks, loo)
-    best = one_standard_error_pick(first.ks, pointwise)
-    return KSelection(first.ks, seeds, pointwise, best, loo, best_loo, models)
+    best_loo = None
+    if loo is not None:
+        loo_block = _series_block(loo.shape[-1]) if first.block_size > 1 else 1
+        best_loo = one_standard_error_pick(first.ks, loo, loo_block)
+    best = one_standard_error_pick(first.ks, pointwise, first.block_size)
+    return KSelection(first.ks, seeds, pointwise, best, loo, best_loo, models, first.block_size)
 
 
 def _nan_means(per_fit: np.ndarray) -> np.ndarray:
@@ -150,17 +159,22 @@ def _seed_variances(per_fit: np.ndarray) -> np.ndarray:
     return out
 
 
-def difference_standard_errors(pointwise: np.ndarray) -> np.ndarray:
+def difference_standard_errors(pointwise: np.ndarray, block_size: int = 1) -> np.ndarray:
     """For (K, seeds, points) held-out log-likelihoods: the standard error of each K's mean
     score minus the best K's, sqrt(paired^2 + seeds_K^2 + seeds_best^2), where "paired" is the
     standard error of the mean of the points' differences (their seed averages) and "seeds"
-    the standard error of a K's mean over its seeds; 0 for the best K against itself."""
+    the standard error of a K's mean over its seeds; 0 for the best K against itself. With
+    ``block_size`` > 1 the paired term comes from the means of consecutive blocks of that many
+    points (batch means), for points that are not independent, such as the steps of a series."""
     per_fit = pointwise.mean(-1)
     means = _nan_means(per_fit)
     best = int(np.argmax(means))
     per_point = np.nanmean(np.where(np.isfinite(per_fit)[..., None], pointwise, np.nan), 1)
-    n = pointwise.shape[-1]
     diff = per_point[best] - per_point  # (K, points)
+    n_blocks = pointwise.shape[-1] // block_size
+    if block_size > 1 and n_blocks > 1:  # the remainder joins the last block
+        diff = np.stack([b.mean(-1) for b in np.array_split(diff, n_blocks, axis=-1)], -1)
+    n = diff.shape[-1]
     paired = np.zeros(len(means))
     if n > 1:
         finite = np.isfinite(diff).all(1)
@@ -171,15 +185,22 @@ def difference_standard_errors(pointwise: np.ndarray) -> np.ndarray:
     return se
 
 
-def one_standard_error_pick(ks: Sequence[int], pointwise: np.ndarray) -> int:
+def one_standard_error_pick(ks: Sequence[int], pointwise: np.ndarray, block_size: int = 1) -> int:
     """The smallest K whose mean is within one standard error (of the difference) of the best
-    mean; ``pointwise`` is (K, seeds, points) (for a plain per-fit criterion, (K, seeds, 1))."""
+    mean; ``pointwise`` is (K, seeds, points) (for a plain per-fit criterion, (K, seeds, 1));
+    ``block_size`` as in :func:`difference_standard_errors`."""
     means = _nan_means(pointwise.mean(-1))
     if not np.isfinite(means).any():
         raise ValueError("no fit gave a finite score: every K diverged")
-    se = difference_standard_errors(pointwise)
+    se = difference_standard_errors(pointwise, block_size)
     best = means.max()
     return int(min(k for k, m, e in zip(ks, means, se, strict=True) if best - m <= e))
+
+
+def _series_block(n: int) -> int:
+    """Batch-means block for n steps of series: about sqrt(n), so that blocks and their count
+    both grow with n."""
+    return math.ceil(math.sqrt(n))
 
 
 def _size_param(estimator) -> str:
@@ -316,9 +337,11 @@ def choose_k(
             if progress_bar and not _interactive():
                 print(f"choosing K: K={k}, seed {seed}: {values.mean():.4f}", file=sys.stderr)
     bar.close()
+    series = isinstance(estimator, ARMixture)  # its points are steps of series
     best_loo = None
     if loo is not None:
         loo = np.array(loo, dtype=np.float64)  # (K, seeds, training points)
-        best_loo = one_standard_error_pick(ks, loo)
-    best = one_standard_error_pick(ks, pointwise)
-    return KSelection(ks, seeds, pointwise, best, loo, best_loo, models)
+        best_loo = one_standard_error_pick(ks, loo, _series_block(loo.shape[-1]) if series else 1)
+    block = _series_block(pointwise.shape[-1]) if series else 1
+    best = one_standard_error_pick(ks, pointwise, block)
+    return KSelection(ks, seeds, pointwise, best, loo, best_loo, models, block)

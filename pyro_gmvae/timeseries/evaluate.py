@@ -27,8 +27,8 @@ def match_regimes(fitted: ARParameters, true: ARParameters) -> np.ndarray:
 def parameter_errors(fitted: ARParameters, true: ARParameters) -> dict[str, float]:
     """Max absolute errors after matching the regimes: ``transition_matrices`` (Pi),
     ``covariance`` (Sigma), and ``weights`` (p) for i.i.d. regimes or ``switching_matrix`` (A)
-    for Markov ones (there p is the first regime's distribution, which each series informs
-    only once)."""
+    for Markov ones (there p is the distribution of the unobserved z_0, which each series
+    informs only once)."""
     matched = fitted.permute(match_regimes(fitted, true))
     markov = matched.switching_matrix is not None and true.switching_matrix is not None
     out = {} if markov else {"weights": float(np.abs(matched.weights - true.weights).max())}

@@ -83,7 +83,7 @@ def forward_backward(
     end must have log-emission 0 (they then change nothing before them)."""
     S, T, K = log_emission.shape
     log_alpha, norms = _filtered(log_initial, log_A, log_emission)
-    log_beta = torch.zeros(S, K, dtype=log_alpha.dtype)
+    log_beta = log_alpha.new_zeros(S, K)
     betas = [log_beta]
     for t in range(T - 1, 0, -1):  # log p(x_{t+1}..T | z_t), up to a constant per step
         log_beta = (log_A + (log_emission[:, t] + log_beta).unsqueeze(-2)).logsumexp(-1)
@@ -105,7 +105,7 @@ def sample_paths(
     log_alpha, _ = _filtered(log_initial, log_A, log_emission)  # (S, T, K)
     S, T, K = log_alpha.shape
     into = log_A.expand(S, K, K).transpose(-1, -2)  # into[s, j, i] = log A[i, j]
-    series = torch.arange(S)
+    series = torch.arange(S, device=log_alpha.device)
     z = dist.Categorical(logits=log_alpha[:, -1]).sample((n_draws,))  # (n, S)
     path = [z]
     for t in range(T - 2, -1, -1):
