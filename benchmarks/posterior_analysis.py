@@ -172,7 +172,7 @@ def run_part(part: str, data_seed: int, tiny: bool) -> dict:
 def table(result: dict) -> str:
     lines = [f"Posterior-analysis measurements, {result['machine']}.", ""]
     for part in result["parts"]:
-        runs = [r for r in result["runs"] if r["method"] == part]
+        runs = sorted((r for r in result["runs"] if r["method"] == part), key=lambda r: r["seed"])
         if not runs:
             continue
         if part == "digits-entropy":
