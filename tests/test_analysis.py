@@ -651,6 +651,25 @@ def test_analysing_one_ar_fit_leaves_another_alone():
         assert fit.score(X) == score
 
 
+def test_inference_data_replicates_are_decoded_from_the_draws_of_z():
+    """Replicate i of the posterior_predictive group comes from draw i of the posterior group:
+    with a Gaussian likelihood, x_rep - decoder mean(z) is the likelihood's noise for the
+    paired draw, and much larger for another draw of z."""
+    rng = np.random.default_rng(1)  # two-dimensional structure in six dimensions
+    data = rng.normal(size=(80, 2)) @ rng.normal(size=(2, 6)) + 0.05 * rng.normal(size=(80, 6))
+    vae = VAE(latent_dim=2, hidden_dims=(16,), likelihood="gaussian", epochs=40, lr=1e-2,
+              progress_bar=False).fit(data.astype(np.float32))  # fmt: skip
+    idata = analysis.to_inference_data(vae, data.astype(np.float32), n_draws=50, n_samples=5)
+    z = torch.as_tensor(idata.posterior["z"].values[0])  # (draws, points, latent)
+    module = vae.module_
+    with torch.no_grad():
+        means = module.likelihood.mean(module.decoder(z.float())).numpy()
+    x_rep = idata.posterior_predictive["x"].values[0]
+    paired = ((x_rep - means) ** 2).mean()
+    shuffled = ((x_rep - means[::-1]) ** 2).mean()  # draw i against draw 49 - i
+    assert paired < 0.8 * shuffled
+
+
 def test_posterior_predictive_replicates_depend_on_the_point():
     """Replicates come from z ~ q(z | x), not from the prior: for a VAE trained on two kinds of
     points (the first six pixels on, or mostly off), a point's replicates resemble it."""

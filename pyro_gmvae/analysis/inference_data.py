@@ -11,18 +11,19 @@
   its influence on the regimes around it): use them to compare fits on the same series, and a
   held-out stretch (``choose_k`` with ``X_test``) to judge forecasts.
 * The amortized models (GMVAE, VAE, AE, VAEGMM, DilokthanakulGMVAE): ``posterior`` holds draws
-  of each point's z from the guide. The networks are point estimates (the posterior over the
-  global parameters is a point mass), so log p(x_i | theta) is the same in every draw: the
-  ``log_likelihood`` group holds the importance-weighted estimate of log p(x_i) for each point,
-  repeated over the draws. Pass held-out data (on the training data it is optimistic). Then
-  ``az.loo`` and ``az.waic`` both return exactly the sum of these, with p_loo = p_waic = 0: the
-  held-out expected log predictive density, and ``az.compare`` ranks models fitted on the same
-  data by it, with paired standard errors. Caveats: ArviZ warns that the Pareto shape is high
-  (it reports k = inf): with equal draws the importance ratios are constant and k is not
-  defined, so the warning says nothing here; the IW estimate is a lower bound whose gap depends
-  on the guide and on ``n_samples``, so compare models with the same, large ``n_samples`` on
-  the same held-out points; with a Bernoulli likelihood on grey levels it is a cross-entropy (a
-  warning says so).
+  of each point's z from the guide, and ``posterior_predictive`` one replicate of x decoded
+  from each of them (replicate i from draw i). The networks are point estimates (the
+  posterior over the global parameters is a point mass), so log p(x_i | theta) is the same in
+  every draw: the ``log_likelihood`` group holds the importance-weighted estimate of
+  log p(x_i) for each point, repeated over the draws. Pass held-out data (on the training
+  data it is optimistic). Then ``az.loo`` and ``az.waic`` both return exactly the sum of
+  these, with p_loo = p_waic = 0: the held-out expected log predictive density, and
+  ``az.compare`` ranks models fitted on the same data by it, with paired standard errors.
+  Caveats: ArviZ warns that the Pareto shape is high (it reports k = inf): with equal draws
+  the importance ratios are constant and k is not defined, so the warning says nothing here;
+  the IW estimate is a lower bound whose gap depends on the guide and on ``n_samples``, so
+  compare models with the same, large ``n_samples`` on the same held-out points; with a
+  Bernoulli likelihood on grey levels it is a cross-entropy (a warning says so).
 * ``ARMixture`` draws from ``global_guide="normal"`` are independent draws of the variational
   posterior q, shown as two chains: r_hat is near 1 by construction, and PSIS-LOO on them is
   LOO under q, not under the exact posterior (``ar_nuts`` samples that).
@@ -47,10 +48,10 @@ from ..timeseries.series import Series, as_series
 from ..training import local_seed
 from .likelihood import ar_transition_terms
 from .posterior import (
+    fitted_module,
     globals_of_draws,
+    guide_draws_and_replicates,
     module_local_params,
-    posterior_predictive,
-    posterior_samples,
 )
 
 
@@ -84,8 +85,10 @@ def _amortized(estimator, X, n_draws: int, n_samples: int, seed: int):
     az = _arviz()
     x = estimator._data(X).numpy()
     log_lik = estimator.log_likelihood(X, n_samples=n_samples, seed=seed).astype(np.float64)
-    replicates = posterior_predictive(estimator, X, n_draws=n_draws, seed=seed)
-    z = posterior_samples(estimator, X, n_draws=n_draws, seed=seed)["z"]
+    module, data = fitted_module(estimator, X)
+    with local_seed(seed), torch.no_grad():  # replicate i is decoded from draw i of z
+        latent, replicates = guide_draws_and_replicates(module, data, n_draws)
+    z, replicates = latent["z"].numpy(), replicates.numpy()
     return az.from_dict(
         posterior={"z": z[None]},  # the local latents, q(z | x)
         # the networks are point estimates: every draw has the same likelihood

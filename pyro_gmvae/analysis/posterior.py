@@ -27,7 +27,7 @@ from ..training import local_seed
 from .likelihood import transition_log_joint
 
 
-def _fitted_module(estimator, X) -> tuple[torch.nn.Module, torch.Tensor]:
+def fitted_module(estimator, X) -> tuple[torch.nn.Module, torch.Tensor]:
     if not isinstance(estimator, LatentEstimator):
         raise TypeError(
             f"{type(estimator).__name__} is not one of the models with a guide (GMVAE, VAE, "
@@ -162,7 +162,7 @@ def posterior_samples(estimator, X, n_draws: int = 100, seed: int = 0) -> dict[s
     if isinstance(estimator, ARMixture):
         with local_seed(seed):
             return {k: v.numpy() for k, v in _ar_posterior_samples(estimator, X, n_draws).items()}
-    module, x = _fitted_module(estimator, X)
+    module, x = fitted_module(estimator, X)
     with local_seed(seed):
         draws = Predictive(module.guide, num_samples=n_draws)(x)
         out = {name: value for name, value in draws.items() if name != "x"}
@@ -205,14 +205,25 @@ def posterior_predictive(estimator, X, n_draws: int = 10, seed: int = 0) -> np.n
             return _markov_predictive(estimator, X, n_draws).numpy()
     if isinstance(estimator, ARMixture):
         module, args = estimator.module_, (*_fitted_series(estimator, X).transitions(), None)
-    else:
-        module, x = _fitted_module(estimator, X)
-        args = (x,)
+        with local_seed(seed):
+            predictive = Predictive(
+                poutine.uncondition(module.model),
+                guide=module.guide,
+                num_samples=n_draws,
+                return_sites=["x"],
+            )
+            return predictive(*args)["x"].numpy()
+    module, x = fitted_module(estimator, X)
     with local_seed(seed):
-        predictive = Predictive(
-            poutine.uncondition(module.model),
-            guide=module.guide,
-            num_samples=n_draws,
-            return_sites=["x"],
-        )
-        return predictive(*args)["x"].numpy()
+        return guide_draws_and_replicates(module, x, n_draws)[1].numpy()
+
+
+def guide_draws_and_replicates(module, x: torch.Tensor, n_draws: int):
+    """``n_draws`` draws of every latent from the amortized ``module``'s guide, and one
+    replicate of x from the model given each draw: replicate i is decoded from draw i."""
+    draws = Predictive(module.guide, num_samples=n_draws)(x)
+    latent = {name: value for name, value in draws.items() if name != "x"}
+    predictive = Predictive(
+        poutine.uncondition(module.model), posterior_samples=latent, return_sites=["x"]
+    )
+    return latent, predictive(x)["x"]
