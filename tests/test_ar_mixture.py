@@ -157,12 +157,14 @@ def test_path_draws_and_one_step_predictions_against_every_path():
     assert np.all(np.abs(counts / n - exact) <= 4.5 * se + 1e-4)
     # one-step predictions: log p(x_t | x_<t) sums to the series' log-likelihood, and
     # p(z_1 | nothing seen) = p A
-    predicted, step = one_step_predictions(log_p, log_A, log_e)
+    predicted, step, smoothed = one_step_predictions(log_p, log_A, log_e)
     assert float(step.sum()) == pytest.approx(np.logaddexp.reduce(joint), rel=1e-10)
     np.testing.assert_allclose(predicted[0, 0].exp().numpy(), P.weights @ P.switching_matrix)
     # and the first step's density is the brute-force marginal over its regime
     first = np.logaddexp.reduce(np.log(P.weights @ P.switching_matrix) + log_e[0, 0].numpy())
     assert float(step[0, 0]) == pytest.approx(first, rel=1e-10)
+    # the smoothed posterior of the same pass is forward-backward's
+    torch.testing.assert_close(smoothed, forward_backward(log_p, log_A, log_e)[0])
 
 
 def test_path_draws_with_a_switching_matrix_per_series():

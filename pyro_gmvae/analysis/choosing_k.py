@@ -54,20 +54,39 @@ class KSelection:
     ``loo_pointwise[i, j]`` holds PSIS-LOO's expected log predictive density of every training
     point (transition, for the AR mixture), ``loo`` their mean per fit, and ``best_k_loo`` the
     pick by the same rule, else all three are None; ``models`` the fitted copies, keyed by
-    (K, seed), when kept."""
+    (K, seed), when kept. ``series``: the points are steps of series (the AR mixture), so the
+    paired standard errors come from batch means over blocks of ``block_size`` points."""
 
     ks: list[int]
     seeds: list[int]
     pointwise: np.ndarray
-    best_k: int
     loo_pointwise: np.ndarray | None = None
-    best_k_loo: int | None = None
     models: dict = field(default_factory=dict, repr=False)
-    block_size: int = 1
+    series: bool = False
+
+    @property
+    def block_size(self) -> int:
+        return _series_block(self.pointwise.shape[-1]) if self.series else 1
+
+    @property
+    def best_k(self) -> int:
+        return one_standard_error_pick(self.ks, self.pointwise, self.block_size)
+
+    @property
+    def best_k_loo(self) -> int | None:
+        if self.loo_pointwise is None:
+            return None
+        block = _series_block(self.loo_pointwise.shape[-1]) if self.series else 1
+        return one_standard_error_pick(self.ks, self.loo_pointwise, block)
 
     @property
     def loo(self) -> np.ndarray | None:
         return None if self.loo_pointwise is None else self.loo_pointwise.mean(-1)
+
+    def _checked(self) -> KSelection:
+        """Itself, once a pick exists (a ValueError when every fit diverged)."""
+        self.best_k  # noqa: B018
+        return self
 
     @property
     def scores(self) -> np.ndarray:
@@ -127,19 +146,14 @@ def combine_selections(selections: Sequence[KSelection]) -> KSelection:
             raise ValueError("the selections scored different held-out points")
         if (sel.loo is None) != (first.loo is None):
             raise ValueError("only some of the selections have PSIS-LOO scores")
-        if sel.block_size != first.block_size:
-            raise ValueError("the selections use different blocks of held-out points")
+        if sel.series != first.series:
+            raise ValueError("only some of the selections scored steps of series")
     pointwise = np.concatenate([sel.pointwise for sel in selections], axis=1)
     loo = None
     if first.loo_pointwise is not None:
         loo = np.concatenate([sel.loo_pointwise for sel in selections], axis=1)
     models = {key: m for sel in selections for key, m in sel.models.items()}
-    best_loo = None
-    if loo is not None:
-        loo_block = _series_block(loo.shape[-1]) if first.block_size > 1 else 1
-        best_loo = one_standard_error_pick(first.ks, loo, loo_block)
-    best = one_standard_error_pick(first.ks, pointwise, first.block_size)
-    return KSelection(first.ks, seeds, pointwise, best, loo, best_loo, models, first.block_size)
+    return KSelection(first.ks, seeds, pointwise, loo, models, first.series)._checked()
 
 
 def _nan_means(per_fit: np.ndarray) -> np.ndarray:
@@ -337,11 +351,7 @@ def choose_k(
             if progress_bar and not _interactive():
                 print(f"choosing K: K={k}, seed {seed}: {values.mean():.4f}", file=sys.stderr)
     bar.close()
-    series = isinstance(estimator, ARMixture)  # its points are steps of series
-    best_loo = None
     if loo is not None:
         loo = np.array(loo, dtype=np.float64)  # (K, seeds, training points)
-        best_loo = one_standard_error_pick(ks, loo, _series_block(loo.shape[-1]) if series else 1)
-    block = _series_block(pointwise.shape[-1]) if series else 1
-    best = one_standard_error_pick(ks, pointwise, block)
-    return KSelection(ks, seeds, pointwise, best, loo, best_loo, models, block)
+    series = isinstance(estimator, ARMixture)  # its points are steps of series
+    return KSelection(ks, seeds, pointwise, loo, models, series)._checked()

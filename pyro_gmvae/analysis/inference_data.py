@@ -48,6 +48,7 @@ from ..timeseries.series import Series, as_series
 from ..training import local_seed
 from .likelihood import ar_transition_terms
 from .posterior import (
+    ar_replicates,
     fitted_module,
     globals_of_draws,
     guide_draws_and_replicates,
@@ -83,7 +84,6 @@ def to_inference_data(estimator, X, n_draws: int = 100, n_samples: int = 100, se
 
 def _amortized(estimator, X, n_draws: int, n_samples: int, seed: int):
     az = _arviz()
-    x = estimator._data(X).numpy()
     log_lik = estimator.log_likelihood(X, n_samples=n_samples, seed=seed).astype(np.float64)
     module, data = fitted_module(estimator, X)
     with local_seed(seed), torch.no_grad():  # replicate i is decoded from draw i of z
@@ -94,7 +94,7 @@ def _amortized(estimator, X, n_draws: int, n_samples: int, seed: int):
         # the networks are point estimates: every draw has the same likelihood
         log_likelihood={"x": np.broadcast_to(log_lik, (1, n_draws, len(log_lik)))},
         posterior_predictive={"x": replicates[None]},
-        observed_data={"x": x},
+        observed_data={"x": data.numpy()},
         dims={"x": ["point", "feature"], "z": ["point", "latent"]},
     )
 
@@ -121,8 +121,7 @@ def _ar_groups(draws: dict[str, torch.Tensor], module, series: Series, seed: int
             order = match_labels(labels[None], reference, K)[0]  # draw's regime order[j] -> j
             Pi = g["transition_matrices"]
             z = torch.distributions.Categorical(probs=before).sample()  # one-step replicates
-            noise = torch.randn_like(nxt) @ tril.T
-            out["x"].append(torch.einsum("nij,nj->ni", Pi[z], prev) + noise)
+            out["x"].append(ar_replicates(Pi, tril, z, prev))
             out["log_lik"].append(log_lik)
             out["weights"].append(g["weights"][order])
             out["transition_matrices"].append(Pi[order])

@@ -11,7 +11,6 @@ from ..gmm import GibbsGMM
 from ..timeseries import ARMixture
 from ..timeseries.regimes import (
     emission_log_probs,
-    forward_backward,
     one_step_predictions,
     series_log_emission,
 )
@@ -72,6 +71,5 @@ def ar_transition_terms(g: dict, series: Series, markov: bool):
         series.values, series.lengths, g["transition_matrices"], g["scale_tril"]
     )
     log_p, log_A, mask = g["weights"].log(), g["switching"].log(), series.mask()
-    predicted, step = one_step_predictions(log_p, log_A, log_e)
-    smoothed, _ = forward_backward(log_p, log_A, log_e)
+    predicted, step, smoothed = one_step_predictions(log_p, log_A, log_e)
     return step[mask], smoothed[mask].argmax(-1), predicted[mask].exp()

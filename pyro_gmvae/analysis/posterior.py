@@ -118,8 +118,14 @@ def _markov_predictive(estimator: ARMixture, X, n_draws: int) -> torch.Tensor:
     prev, _ = series.transitions()
     g = _point_batch(estimator.module_)
     paths = regime_draws(g, series, True, n_draws)  # (n, N)
-    means = torch.einsum("snij,nj->sni", g["transition_matrices"][0][paths], prev)
-    return means + torch.randn(*means.shape, dtype=means.dtype) @ g["scale_tril"][0].T
+    return ar_replicates(g["transition_matrices"][0], g["scale_tril"][0], paths, prev)
+
+
+def ar_replicates(Pi: torch.Tensor, scale_tril: torch.Tensor, regimes, prev) -> torch.Tensor:
+    """x_t ~ N(Pi_{z_t} x_{t-1}, Sigma) for every transition, given its regime: ``regimes``
+    (..., N) and ``prev`` (N, d) give (..., N, d)."""
+    means = (Pi[regimes] @ prev.unsqueeze(-1)).squeeze(-1)
+    return means + torch.randn_like(means) @ scale_tril.T
 
 
 def transition_probabilities(estimator: ARMixture, X) -> np.ndarray:

@@ -81,8 +81,13 @@ def forward_backward(
     """Smoothed log p(z_t = k | all of the series) for every transition, (S, T, K), and each
     series' log-likelihood (S,). ``log_emission`` is (S, T, K); padded steps after a series'
     end must have log-emission 0 (they then change nothing before them)."""
-    S, T, K = log_emission.shape
     log_alpha, norms = _filtered(log_initial, log_A, log_emission)
+    return _smoothed(log_alpha, log_A, log_emission), norms.sum(-1)
+
+
+def _smoothed(log_alpha, log_A, log_emission) -> torch.Tensor:
+    """The backward pass: smoothed log posteriors from the filtered ones."""
+    S, T, K = log_emission.shape
     log_beta = log_alpha.new_zeros(S, K)
     betas = [log_beta]
     for t in range(T - 1, 0, -1):  # log p(x_{t+1}..T | z_t), up to a constant per step
@@ -90,7 +95,7 @@ def forward_backward(
         log_beta = log_beta - log_beta.amax(-1, keepdim=True)  # no overflow on long series
         betas.append(log_beta)
     log_post = log_alpha + torch.stack(betas[::-1], 1)
-    return log_post - log_post.logsumexp(-1, keepdim=True), norms.sum(-1)
+    return log_post - log_post.logsumexp(-1, keepdim=True)
 
 
 def sample_paths(
@@ -116,15 +121,16 @@ def sample_paths(
 
 def one_step_predictions(
     log_initial: torch.Tensor, log_A: torch.Tensor, log_emission: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The one-step-ahead view of each series: log p(z_t | x_1..t-1) (S, T, K), the regime's
-    distribution before x_t is seen, and log p(x_t | x_1..t-1) (S, T), whose sum over t is the
-    series' log-likelihood (0 at padded steps)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The one-step-ahead view of each series, with the smoothed posterior from the same
+    forward pass: log p(z_t | x_1..t-1) (S, T, K), the regime's distribution before x_t is
+    seen; log p(x_t | x_1..t-1) (S, T), whose sum over t is the series' log-likelihood (0 at
+    padded steps); and log p(z_t | all of the series) (S, T, K), as :func:`forward_backward`."""
     S, T, K = log_emission.shape
     log_alpha, norms = _filtered(log_initial, log_A, log_emission)
     before = torch.cat([log_initial.expand(S, K).unsqueeze(1), log_alpha[:, :-1]], 1)
     predicted = _log_matvec(before, log_A.unsqueeze(-3) if log_A.ndim == 3 else log_A)
-    return predicted, norms
+    return predicted, norms, _smoothed(log_alpha, log_A, log_emission)
 
 
 def viterbi(
