@@ -1,9 +1,11 @@
 """Benchmark: VAE + GMM mutual learning on MNIST-test, and the Gibbs sampler's speed.
 
 1. Quality (fit and score on the same 10,000 images; labels only for the metrics), paired by
-   seed: ``VAEGMM()`` with its defaults (mutual learning) against the same VAE and GMM fitted
-   once, one after the other, for as many epochs (``n_rounds=1``). The table gives ACC/NMI/ARI
-   mean and spread over the seeds, and the paired gain set against the seed-to-seed spread.
+   seed: ``VAEGMM()`` with its defaults (pre-training, then mutual learning) against the same
+   VAE and GMM fitted once, one after the other, for as many epochs (``n_rounds=1``); then the
+   variants (the per-point prior, grey levels, and both without pre-training). The table gives
+   ACC/NMI/ARI mean and spread over the seeds, and the paired gain set against the seed-to-seed
+   spread.
 2. Speed: ``GibbsGMM`` at N=10,000, K=10, full covariances, on the latents (D=12) of a VAE
    trained once, for 1 and 2 threads, beside scikit-learn's ``BayesianGaussianMixture`` on the
    same latents (fit time, ACC, and the log joint log p(Z, c, params) each one's solution reaches
@@ -41,7 +43,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
 METRICS = ("acc", "nmi", "ari")
 # bumped when a change of the library changes what a cached run would give
-BENCH_VERSION = 2
+BENCH_VERSION = 3  # 3: float32 densities in the Gibbs assignment step
 # the seed's figures are drawn for the first two configurations
 FIGURE_PREFIX = {"mutual learning (defaults)": "mutual", "fitted once (no mutual learning)": "once"}
 
@@ -49,20 +51,20 @@ FIGURE_PREFIX = {"mutual learning (defaults)": "mutual", "fitted once (no mutual
 def configurations(rounds: int, epochs: int, sweeps: int, burn_in: int) -> dict[str, dict]:
     """The compared fits: the defaults first (mutual learning), then fitting once for as many
     VAE epochs and Gibbs sweeps (and as many kept draws), then the variants."""
+    once = dict(
+        n_rounds=1,
+        epochs=rounds * epochs,
+        gibbs_sweeps=rounds * sweeps,
+        gibbs_burn_in=rounds * sweeps - (sweeps - burn_in),
+    )
+    mutual = dict(n_rounds=rounds, epochs=epochs)
     return {
-        "mutual learning (defaults)": dict(n_rounds=rounds, epochs=epochs),
-        "fitted once (no mutual learning)": dict(
-            n_rounds=1,
-            epochs=rounds * epochs,
-            gibbs_sweeps=rounds * sweeps,
-            gibbs_burn_in=rounds * sweeps - (sweeps - burn_in),
-        ),
-        "mutual learning, prior_mode=assigned": dict(
-            n_rounds=rounds, epochs=epochs, prior_mode="assigned"
-        ),
-        "mutual learning, binarize=False (grey levels)": dict(
-            n_rounds=rounds, epochs=epochs, binarize=False
-        ),
+        "mutual learning (defaults)": mutual,
+        "fitted once (no mutual learning)": once,
+        "mutual learning, prior_mode=assigned": dict(mutual, prior_mode="assigned"),
+        "mutual learning, binarize=False (grey levels)": dict(mutual, binarize=False),
+        "mutual learning, init=random (no pre-training)": dict(mutual, init="random"),
+        "fitted once, init=random": dict(once, init="random"),
     }
 
 
@@ -158,17 +160,27 @@ def log_joint(prior: cj.MixturePrior, Z: torch.Tensor, weights, means, covarianc
 
 
 def speed(Z: np.ndarray, y: np.ndarray, sweeps: int, seed: int) -> dict:
-    """Sweeps per second of one chain (1 and 2 threads), and the comparison with scikit-learn."""
-    out = {"n": len(Z), "dim": Z.shape[1], "components": 10, "sweeps": sweeps, "threads": {}}
+    """Sweeps per second of one chain (1 and 2 threads; the median of 3 fits, interleaved with
+    3 fits of the all-float64 sampler on the same latents), and the comparison with
+    scikit-learn."""
+    out = {"n": len(Z), "dim": Z.shape[1], "components": 10, "sweeps": sweeps, "repeats": 3}
+    out.update(threads={}, float64={}, float32_share={})
     threads_before = torch.get_num_threads()
     try:
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            gmm = GibbsGMM(
-                10, n_sweeps=sweeps, burn_in=sweeps // 2, n_chains=1, seed=seed, progress_bar=False
-            )
-            gmm.fit(Z)
-            out["threads"][str(threads)] = gmm.sweeps_per_second_
+            rates: dict[str, list] = {"auto": [], "float64": []}
+            for _ in range(out["repeats"]):
+                for precision, runs in rates.items():
+                    gmm = GibbsGMM(10, n_sweeps=sweeps, burn_in=sweeps // 2, n_chains=1,
+                                   seed=seed, precision=precision, progress_bar=False)  # fmt: skip
+                    gmm.fit(Z)
+                    runs.append(gmm.sweeps_per_second_)
+                    if precision == "auto":
+                        share = statistics.fmean(row["float32"] for row in gmm.history_)
+            out["threads"][str(threads)] = statistics.median(rates["auto"])
+            out["float64"][str(threads)] = statistics.median(rates["float64"])
+            out["float32_share"][str(threads)] = share
     finally:
         torch.set_num_threads(threads_before)
     Zt = torch.as_tensor(Z, dtype=torch.float64)
@@ -239,13 +251,16 @@ def table(result: dict) -> str:
             )
     sp = result.get("speed")
     if sp:
-        t = sp["threads"]
+        t, f64 = sp["threads"], sp["float64"]
         g, s = sp["gibbs"], sp["sklearn"]
         lines += [
             "",
             f"Gibbs speed, N={sp['n']}, D={sp['dim']}, K={sp['components']}, full covariances, "
-            f"one chain, the latents of a VAE fitted once (seed 0): "
-            f"**{t['1']:.0f} sweeps/s on 1 thread, {t['2']:.0f} on 2** (target 250).",
+            f"one chain, the latents of a VAE fitted once (seed 0, with its pre-training), median "
+            f"of {sp['repeats']} fits: **{t['1']:.0f} sweeps/s on 1 thread, {t['2']:.0f} on 2** "
+            f"(target 250); float32 densities in {100 * sp['float32_share']['1']:.0f} % of the "
+            "sweeps. The all-float64 sampler (`precision='float64'`), fitted in turn with "
+            f"them on the same latents: {f64['1']:.0f} and {f64['2']:.0f} sweeps/s.",
             "",
             "| on the same latents | fit s | ACC | NMI | ARI | log joint |",
             "|---|---|---|---|---|---|",
@@ -267,6 +282,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--epochs", type=int, default=VAEGMM().epochs, help="per round")
     p.add_argument("--gibbs-sweeps", type=int, default=None, help="(default: VAEGMM's)")
     p.add_argument("--hidden", type=int, nargs="+", default=None, help="(default: VAEGMM's)")
+    p.add_argument("--pretrain-epochs", type=int, default=None, help="(default: VAEGMM's)")
     p.add_argument("--speed-sweeps", type=int, default=400)
     p.add_argument("--speed-epochs", type=int, default=20, help="the VAE behind the latents")
     p.add_argument("--only", choices=["quality", "speed"], default=None)
@@ -293,6 +309,8 @@ def main(argv: list[str] | None = None) -> dict:
         extra.update(gibbs_sweeps=args.gibbs_sweeps, gibbs_burn_in=args.gibbs_sweeps // 2)
     if args.hidden:
         extra.update(hidden_dims=tuple(args.hidden))
+    if args.pretrain_epochs is not None:
+        extra.update(pretrain_epochs=args.pretrain_epochs)
     defaults = VAEGMM()
     sweeps = args.gibbs_sweeps or defaults.gibbs_sweeps
     burn_in = sweeps // 2 if args.gibbs_sweeps else defaults.gibbs_burn_in

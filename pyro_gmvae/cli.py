@@ -234,17 +234,18 @@ def _model(args: argparse.Namespace, epochs: int | None) -> LatentEstimator:
     if args.model != DILOKTHANAKUL:
         _refuse(dilok, "this model (only to --model dilokthanakul)")
     if args.model in (DILOKTHANAKUL, MUTUAL):
-        # models with priors of their own: no prior, treatment of y or pre-training to choose
-        refused = {"--prior": args.prior, "--discrete": args.discrete, "--init": args.init}
-        refused["--pretrain-epochs"] = args.pretrain_epochs
-        if args.model == DILOKTHANAKUL:
-            refused.update(mutual, **{"--z-guide": args.z_guide})
+        # models with priors of their own: no prior or treatment of y to choose
+        refused = {"--prior": args.prior, "--discrete": args.discrete}
+        if args.model == DILOKTHANAKUL:  # nor pre-training
+            refused.update(mutual, **{"--z-guide": args.z_guide, "--init": args.init})
+            refused["--pretrain-epochs"] = args.pretrain_epochs
             if args.objective == "elbo":  # the threshold belongs to the paper's objective
                 _refuse({"--threshold": args.threshold}, "--objective elbo (no threshold)")
             own, extra = DILOKTHANAKUL_OPTIONS, {}
             why = "--model dilokthanakul (its prior is p(z | w, y) from prior networks)"
         else:
-            own, extra = MUTUAL_OPTIONS, {"z_guide": _given(args.z_guide, _default("z_guide", cls))}
+            own = {**MUTUAL_OPTIONS, "init": "init", "pretrain_epochs": "pretrain_epochs"}
+            extra = {"z_guide": _given(args.z_guide, _default("z_guide", cls))}
             why = "--model vae-gmm (its prior is the GMM's mixture)"
         _refuse(refused, why)
         given = {param: getattr(args, option) for option, param in own.items()}
@@ -499,7 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "pretrain", "random"],
         default=None,
         help="start from an autoencoder + t-SNE + GMM clustering that places the mixture's "
-        "components, or at random; auto (the default) pre-trains the learned mixtures",
+        "components, or at random; auto (the default) pre-trains the learned mixtures; "
+        f"vae-gmm: pretrain or random (default {_default('init', VAEGMM)})",
     )
     t.add_argument(
         "--pretrain-epochs",

@@ -171,11 +171,12 @@ def test_mutual_learning_benchmark_tiny(mnist_dir, tmp_path):
     paths = {k: tmp_path / f"r.{k}" for k in ("json", "md", "jsonl")}
     argv = (
         f"--n 300 --seeds 0 1 --rounds 2 --epochs 1 --gibbs-sweeps 10 --hidden 32 "
+        f"--pretrain-epochs 1 "
         f"--speed-sweeps 10 --speed-epochs 1 --mnist {mnist_dir} --cache {paths['jsonl']} "
         f"--json {paths['json']} --markdown {paths['md']} --figures {tmp_path / 'fig'}"
     ).split()
     result = bench.main(argv)
-    assert len(result["runs"]) == 2 * 4 and result["summary"]
+    assert len(result["runs"]) == 2 * 6 and result["summary"]
     first = next(iter(result["summary"]))
     assert first == "mutual learning (defaults)"  # the defaults are the first row
     assert len(result["gain"]["acc"]["gains"]) == 2

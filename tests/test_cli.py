@@ -251,7 +251,8 @@ def test_the_same_seed_gives_the_same_run_whatever_the_global_random_state(tmp_p
 
 MUTUAL = (
     "--model vae-gmm --dataset digits --n 200 --epochs 2 --rounds 2 --clusters 3 "
-    "--latent-dim 3 --hidden 32 --gibbs-sweeps 10 --gibbs-burn-in 3 --no-progress"
+    "--latent-dim 3 --hidden 32 --gibbs-sweeps 10 --gibbs-burn-in 3 --pretrain-epochs 2 "
+    "--no-progress"
 ).split()
 
 
@@ -275,6 +276,7 @@ def test_vae_gmm_run_folder_matches_the_api(tmp_path, capsys):
         n_rounds=2,
         gibbs_sweeps=10,
         gibbs_burn_in=3,
+        pretrain_epochs=2,
         progress_bar=False,
     )
     assert summary["config"] == api.configuration()
@@ -291,7 +293,7 @@ def test_vae_gmm_run_folder_matches_the_api(tmp_path, capsys):
     "options, message",
     [
         (["--prior", "vamp"], "--prior does not apply to --model vae-gmm"),
-        (["--init", "random"], "--init does not apply"),
+        (["--init", "auto"], "init must be 'pretrain' or 'random'"),
         (["--resume"], "--resume does not apply"),
     ],
 )

@@ -16,7 +16,8 @@ from scipy.special import gammaln, multigammaln
 
 from pyro_gmvae import GibbsGMM, NotFittedError
 from pyro_gmvae.gmm import conjugate as cj
-from pyro_gmvae.gmm.sampler import gibbs_sweeps, match_labels
+from pyro_gmvae.gmm import sampler
+from pyro_gmvae.gmm.sampler import assignment_log_probs, gibbs_sweeps, match_labels
 
 f64 = torch.float64
 
@@ -173,6 +174,46 @@ def _log_marginal(z, prior):
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_assignment_densities_use_float32_only_within_their_error_bound(covariance_type):
+    """The bound holds for every density and is not vacuous: codes of a typical scale get
+    float32, within the bound of the float64 densities; a narrow cluster far from the centre
+    (where the expanded form cancels) gets float64."""
+    rng = np.random.default_rng(0)
+    z = torch.from_numpy(rng.normal(size=(2000, 4)) * 2)
+    feats = cj.features(z, covariance_type)
+    prior = _prior(4, covariance_type)
+    stats = _stats(z, torch.randint(3, (1, 2000)), 3, covariance_type)
+    params = cj.draw(cj.posterior(prior, *stats))
+    radius = float(z.norm(dim=1).max())
+    args = (feats.T, feats.T.float(), radius)
+    exact = cj.coefficients(params) @ feats.T
+    fast = assignment_log_probs(params, cj.coefficients(params), *args)
+    bound = sampler.density_error_bound(params, cj.coefficients(params), radius)
+    assert fast.dtype == torch.float32 and bound <= sampler.DENSITY_TOLERANCE
+    assert 0 < (fast.double() - exact).abs().max() <= bound
+    # the bound covers the worst case: the sum of |term| at every point is within it
+    F = feats.shape[1]
+    terms = cj.coefficients(params).abs() @ feats.abs().T
+    assert (F + 2) * 2.0**-24 * terms.max() <= bound
+    # precision="float64" is the exact sampler; the default takes float32 where it may
+    Z = z.numpy()
+    for precision, expected_flag in (("auto", 1), ("float64", 0)):
+        gmm = GibbsGMM(3, covariance_type=covariance_type, n_sweeps=3, burn_in=1, n_chains=1,
+                       precision=precision, progress_bar=False).fit(Z)  # fmt: skip
+        assert [row["float32"] for row in gmm.history_] == [expected_flag] * 3
+    # the sweep's log joint stays exact (float64) while its densities are float32
+    sweep = next(gibbs_sweeps(feats, prior, params, 1))
+    assert sweep.log_probs.dtype == torch.float32
+    chosen = exact.gather(-2, sweep.assignments.unsqueeze(-2)).sum((-1, -2))
+    expected = chosen + cj.log_prior(prior, params)
+    assert torch.allclose(sweep.log_joint, expected, rtol=1e-12)
+    narrow = cj.Parameters(params.log_weights, params.means + 300.0, params.precisions * 1e4)
+    slow = assignment_log_probs(narrow, cj.coefficients(narrow), *args)
+    assert slow.dtype == torch.float64
+    assert torch.equal(slow, cj.coefficients(narrow) @ feats.T)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_sampler_matches_exact_enumeration_of_assignments(covariance_type):
     """N=5 points, K=2: the exact posterior over the 2^5 assignments (weights and parameters
     integrated out) against the sampler's draws, compared on partitions (label-free)."""
@@ -226,7 +267,7 @@ def test_assignment_step_matches_pyro_infer_discrete():
     z = torch.randn(6, D, dtype=f64) * 2
     params = cj.draw(cj.posterior(prior, *_stats(z, torch.randint(K, (1, 6)), K, "full")))
     sweep = next(gibbs_sweeps(cj.features(z, "full"), prior, params, 1))
-    ours = sweep.log_probs.softmax(-2)[0].T  # p(c_n = k | z_n, params), (N, K)
+    ours = sweep.log_probs.double().softmax(-2)[0].T  # p(c_n = k | z_n, params), (N, K)
 
     weights, means, cov = params.log_weights[0].exp(), params.means[0], params.covariances()[0]
 
@@ -330,6 +371,26 @@ def test_warm_start_continues_from_the_last_parameters():
         gmm.set_params(n_chains=3).fit(Z)
 
 
+def test_chains_start_from_given_assignments(monkeypatch):
+    """init as assignments: every chain's first parameters are drawn given them (no k-means), so
+    on separated clusters the fit keeps their clusters and their numbering."""
+    from pyro_gmvae.gmm import estimator
+
+    Z, labels, *_ = _synthetic(4, n=300)
+    start = np.array([2, 0, 1])[labels]  # the true clusters, renumbered
+    monkeypatch.setattr(estimator, "KMeans", None)  # any k-means call would fail
+    gmm = GibbsGMM(3, n_sweeps=3, burn_in=0, n_chains=2, init=start, progress_bar=False)
+    gmm.fit(Z)
+    assert (gmm.labels_ == start).mean() > 0.99  # the same clusters under the same numbers
+    assert len(gmm.chains_) == 2
+    with pytest.raises(ValueError, match="300 assignments for 299 points"):
+        gmm.fit(Z[:-1])
+    with pytest.raises(ValueError, match=r"cluster indices in \[0, 3\)"):
+        GibbsGMM(3, init=np.r_[start[:-1], 3])
+    with pytest.raises(TypeError, match="1-D array of integers"):
+        GibbsGMM(3, init=start.astype(float))
+
+
 def test_chains_in_other_clusterings_are_left_out_of_the_estimates():
     """Four blobs, three clusters, random starts: chains that merge different blobs cannot be
     relabelled onto each other; the estimates pool only the chains that agree with the most
@@ -392,10 +453,10 @@ def test_predictions_average_the_draws_and_ignore_later_set_params():
 
 def test_inference_data_for_arviz():
     Z, *_ = _synthetic(4, n=300)
-    gmm = GibbsGMM(3, n_sweeps=40, burn_in=10, n_chains=2, progress_bar=False).fit(Z)
+    gmm = GibbsGMM(3, n_sweeps=110, burn_in=10, n_chains=2, progress_bar=False).fit(Z)
     idata = gmm.to_inference_data()
     post = idata.posterior
-    assert dict(post.sizes) == {"chain": 2, "draw": 30, "component": 3, "dim": 2}
+    assert dict(post.sizes) == {"chain": 2, "draw": 100, "component": 3, "dim": 2}
     assert set(post.data_vars) == {"weights", "means", "variances", "log_joint"}
     import arviz as az
 
@@ -448,6 +509,8 @@ def test_bad_input_is_refused_clearly():
         GibbsGMM(3, n_sweeps=10, burn_in=10)
     with pytest.raises(ValueError, match="covariance_type"):
         GibbsGMM(3, covariance_type="spherical")
+    with pytest.raises(ValueError, match="precision must be 'auto' or 'float64'"):
+        GibbsGMM(3, precision="half")
     with pytest.raises(TypeError, match="n_components"):
         GibbsGMM(2.5)
     with pytest.raises(ValueError, match="covariance_prior must have shape"):

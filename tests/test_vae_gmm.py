@@ -13,6 +13,7 @@ from pyro_gmvae import VAEGMM
 from pyro_gmvae.components import GaussianMixturePrior
 from pyro_gmvae.gmm import estimator as gmm_estimator
 from pyro_gmvae.models import VAEGMMModule
+from pyro_gmvae.pretrain import component_moments
 
 
 def tiny(**overrides):
@@ -24,6 +25,7 @@ def tiny(**overrides):
         epochs=2,
         gibbs_sweeps=12,
         gibbs_burn_in=4,
+        pretrain_epochs=2,
         progress_bar=False,
         seed=0,
     )
@@ -99,8 +101,8 @@ def test_mutual_learning_fit_logs_rounds_and_keeps_the_best_elbo(digits_small, t
 
 
 def test_both_halves_are_warm_started(digits_small, monkeypatch):
-    """k-means starts the GMM's chains once, in round 1; later rounds continue them. Each VAE
-    phase starts from the weights the last one ended with."""
+    """Without pre-training, k-means starts the GMM's chains once, in round 1; later rounds
+    continue them. Each VAE phase starts from the weights the last one ended with."""
     from pyro_gmvae.estimators import vae_gmm
 
     calls, weights = [], []
@@ -118,7 +120,7 @@ def test_both_halves_are_warm_started(digits_small, monkeypatch):
 
     monkeypatch.setattr(gmm_estimator, "KMeans", counting)
     monkeypatch.setattr(vae_gmm, "train", recording)
-    tiny(n_rounds=3, gibbs_chains=2).fit(digits_small.X)
+    tiny(n_rounds=3, gibbs_chains=2, init="random").fit(digits_small.X)
     assert len(calls) == 2  # one per chain, in round 1 only
     assert len(weights) == 3
     for (_, end), (start, _) in itertools.pairwise(weights):
@@ -126,6 +128,40 @@ def test_both_halves_are_warm_started(digits_small, monkeypatch):
         assert all(torch.equal(end[k], start[k]) for k in networks)
         # and the prior the next phase trains with is the fitted mixture, not N(0, I)
         assert not torch.equal(start["prior.means"], torch.zeros_like(start["prior.means"]))
+
+
+def test_pretraining_starts_both_halves_from_its_clustering(digits_small, monkeypatch):
+    """init="pretrain": round 1's VAE trains with the mixture of the pre-training clusters'
+    codes as its prior (each point's own cluster in the per-point mode), and every Gibbs chain
+    starts from those clusters; no k-means."""
+    from pyro_gmvae.estimators import vae_gmm
+
+    found, priors = [], []
+    original_pretrain, original_train = VAEGMM._pretrain, vae_gmm.train
+
+    def pretraining(module, X, **kwargs):
+        resp = original_pretrain(module, X, **kwargs)
+        with torch.no_grad():
+            codes = module.latent_mean(X)
+        found.append((resp, component_moments(torch.as_tensor(resp, dtype=torch.float32), codes)))
+        return resp
+
+    def recording(plan, *args, **kwargs):
+        prior = plan.module.prior
+        priors.append((prior.means.clone(), prior.assignments.clone()))
+        return original_train(plan, *args, **kwargs)
+
+    monkeypatch.setattr(VAEGMM, "_pretrain", staticmethod(pretraining))
+    monkeypatch.setattr(vae_gmm, "train", recording)
+    monkeypatch.setattr(gmm_estimator, "KMeans", None)  # any k-means call would fail
+    model = tiny(n_rounds=2, prior_mode="assigned").fit(digits_small.X)
+    ((resp, (weights, means, variances)),) = found
+    clusters = resp.argmax(1)
+    first_means, first_assignments = priors[0]
+    assert torch.equal(first_assignments, torch.as_tensor(clusters))
+    assert torch.allclose(first_means, means, atol=1e-5)  # the clusters' codes
+    assert np.array_equal(model.gmm_.init, clusters)
+    assert model.pretrain_seconds_ > 0
 
 
 def test_same_seed_same_fit_and_save_load(digits_small, tmp_path):
@@ -145,8 +181,8 @@ def test_same_seed_same_fit_and_save_load(digits_small, tmp_path):
 
 
 def test_diagonal_gmm_and_the_round_one_prior(digits_small):
-    """A diagonal GMM hands over diagonal covariances; before any mixture the prior is N(0, I)
-    itself, so round 1's KL is the analytic one."""
+    """A diagonal GMM hands over diagonal covariances; before any mixture (round 1 with
+    init="random") the prior is N(0, I) itself, so the KL is the analytic one."""
     model = tiny(covariance_type="diag", n_rounds=2).fit(digits_small.X)
     cov = model.module_.prior.scale_tril @ model.module_.prior.scale_tril.transpose(-1, -2)
     assert torch.allclose(cov, torch.diag_embed(cov.diagonal(dim1=-2, dim2=-1)), atol=1e-6)
@@ -174,6 +210,10 @@ def test_the_prior_covers_the_codes_not_only_their_means(digits_small):
 def test_bad_settings_are_refused(digits_small, tmp_path):
     with pytest.raises(ValueError, match="prior_mode"):
         tiny(prior_mode="hard")
+    with pytest.raises(ValueError, match="init must be 'pretrain' or 'random'"):
+        tiny(init="auto").fit(digits_small.X)
+    with pytest.raises(ValueError, match="pretrain_epochs"):
+        tiny(pretrain_epochs=0).fit(digits_small.X)
     with pytest.raises(ValueError, match="burn_in"):
         tiny(gibbs_sweeps=5, gibbs_burn_in=5)
     with pytest.raises(ValueError, match="larger than the number of samples"):

@@ -200,6 +200,11 @@ class GaussianMixturePrior(nn.Module):
                 raise ValueError(f"assignments must be cluster indices in [0, {K})")
             self.assignments = assignments.to(self.means.device)
 
+    def set_components(self, means, variances, weights=None) -> None:
+        """Pre-training's hook (:func:`~pyro_gmvae.pretrain.pretrain_mixture_prior`): a mixture
+        of Gaussians with diagonal ``variances`` (K, D) and no per-point assignments."""
+        self.set_mixture(means, variances, weights)
+
     def components(self) -> dist.Distribution:
         return dist.MultivariateNormal(self.means, scale_tril=self.scale_tril)
 

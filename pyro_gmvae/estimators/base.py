@@ -268,16 +268,7 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
             module = self._build(X.shape[1])
             start = time.perf_counter()
             if ckpt_path is None and self.resolved_init() == "pretrain":
-                self._pretrain(
-                    module,
-                    X,
-                    seed=self.seed,
-                    batch_size=self.batch_size,
-                    lr=1e-3,
-                    binarize=self.binarize,
-                    autoencoder_epochs=self.pretrain_epochs,
-                    **devices,
-                )
+                self._run_pretrain(module, X)
             self.pretrain_seconds_ = time.perf_counter() - start
             plan = TrainingPlan(
                 module,
@@ -308,6 +299,20 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
     def _loss(self, module: torch.nn.Module) -> Callable[..., torch.Tensor]:
         """The training loss per data point: the negative ELBO of the module's pair."""
         return svi_loss(module, module.elbo())
+
+    def _run_pretrain(self, module: torch.nn.Module, X: torch.Tensor) -> np.ndarray:
+        """Pre-train ``module`` on ``X`` in place with ``_pretrain`` (Adam at 1e-3 for
+        ``pretrain_epochs``); returns the clusters' responsibilities (N, K)."""
+        return self._pretrain(
+            module,
+            X,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            lr=1e-3,
+            binarize=self.binarize,
+            autoencoder_epochs=self.pretrain_epochs,
+            **self._devices(),
+        )
 
     def _devices(self) -> dict[str, Any]:
         """The settings passed on to every training phase."""

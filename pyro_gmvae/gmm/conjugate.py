@@ -14,7 +14,9 @@ loop over points or clusters. Densities use the expanded quadratic form
 ``z^T Lambda z - 2 mu^T Lambda z + mu^T Lambda mu`` as one matrix product of the points' features
 ``[1, z, upper-triangle of z z^T]`` (see :func:`features`) against each cluster's coefficients;
 the same features give the sufficient statistics. Everything runs in float64: float32 loses
-precision in the near-singular draws and in the expanded form.
+precision in the near-singular draws and in the expanded form (the sampler's assignment step uses
+float32 only where a bound on its rounding error allows, see
+:func:`~pyro_gmvae.gmm.sampler.assignment_log_probs`).
 """
 
 from __future__ import annotations
@@ -138,24 +140,37 @@ def _symmetric(upper: torch.Tensor, dim: int) -> torch.Tensor:
     return out
 
 
-def statistics(
-    feats: torch.Tensor, assignments: torch.Tensor, n_clusters: int, dim: int, full: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Counts (C, K), sums (C, K, D) and sums of squares (C, K, D, D), or (C, K, D) for
-    diagonal features, of the points assigned to each cluster. ``feats`` (from
+def feature_sums(feats: torch.Tensor, assignments: torch.Tensor, n_clusters: int) -> torch.Tensor:
+    """The sum of the features of each cluster's points, (C, K, F). ``feats`` (from
     :func:`features`) is (N, F) or, repeated once per chain, (C * N, F); ``assignments`` is
-    (C, N); ``full`` says which features they are."""
+    (C, N)."""
     C, N = assignments.shape
     if feats.shape[0] != C * N:
         feats = feats.repeat(C, 1)
     offsets = torch.arange(C, device=assignments.device).unsqueeze(1) * n_clusters
     flat = (assignments + offsets).reshape(-1)
     sums = feats.new_zeros(C * n_clusters, feats.shape[1]).index_add_(0, flat, feats)
-    sums = sums.reshape(C, n_clusters, -1)
+    return sums.reshape(C, n_clusters, -1)
+
+
+def statistics_of(
+    sums: torch.Tensor, dim: int, full: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Counts (C, K), sums (C, K, D) and sums of squares (C, K, D, D), or (C, K, D) for
+    diagonal features, from the :func:`feature_sums` ``sums``; ``full`` says which features
+    they are."""
     counts, first, second = sums[..., 0], sums[..., 1 : 1 + dim], sums[..., 1 + dim :]
     if full:  # the upper triangle of the sum of z z^T
         second = _symmetric(second, dim)
     return counts, first, second
+
+
+def statistics(
+    feats: torch.Tensor, assignments: torch.Tensor, n_clusters: int, dim: int, full: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The sufficient statistics of each cluster's points (:func:`statistics_of` of
+    :func:`feature_sums`)."""
+    return statistics_of(feature_sums(feats, assignments, n_clusters), dim, full)
 
 
 def posterior(

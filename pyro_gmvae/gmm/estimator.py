@@ -39,7 +39,9 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
 
     Each sweep draws all assignments given the parameters, then all parameters from their
     conjugate posterior given the assignments (vectorized over chains, clusters and points, in
-    float64). A cluster left empty is redrawn from its prior. Draws after ``burn_in``, one in
+    float64, except the assignment step's densities: float32 where a bound keeps their rounding
+    error under 0.01 nats, see :func:`~pyro_gmvae.gmm.sampler.assignment_log_probs`; the log
+    joint is exact). A cluster left empty is redrawn from its prior. Draws after ``burn_in``, one in
     ``thin``, are kept; label switching is undone by matching each kept draw's assignments to a
     reference draw (each chain's own first kept draw) with the Hungarian algorithm, and each
     chain's labels are then lined up with those of the most probable chain.
@@ -53,7 +55,10 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
     thin : keep one sweep in ``thin`` after the burn-in.
     n_chains : independent chains (at least 2 for ArviZ's r_hat).
     init : ``"kmeans"`` (each chain starts from k-means with its own seed, then a parameter
-        draw) or ``"random"`` (from random assignments).
+        draw), ``"random"`` (from random assignments), or an array of one cluster index in
+        [0, K) per training point (every chain starts from its own parameter draw given these
+        assignments: a clustering found by other means; since the chains start from one
+        clustering, their agreement says less about other modes than k-means starts would).
     warm_start : start each chain from where the previous ``fit`` ended (its last parameters;
         the data may change, the numbers of chains, components and features may not).
     weight_concentration_prior : alpha0 (default 1: a uniform prior on the weights).
@@ -67,6 +72,9 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
         degenerate direction from making the covariances singular).
     seed : seeds every draw; the same seed and data give the same draws. The caller's random
         state is left alone.
+    precision : ``"auto"`` (default): the assignment step's densities in float32 where a bound
+        keeps their rounding error under 0.01 nats, in float64 otherwise; ``"float64"``: always
+        float64 (an exact sampler, slower).
     progress_bar : a bar on a terminal or in Jupyter, otherwise a line when the sweeps end.
 
     Fitted attributes: ``weights_``, ``means_``, ``covariances_`` (posterior means over the
@@ -74,9 +82,10 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
     clustering as the most probable chain; a ``ChainDisagreementWarning`` names the others),
     ``labels_`` and ``responsibilities_`` of the training points, ``draws_`` (dict of arrays
     with leading (chain, draw) axes: ``weights``, ``means``, ``covariances``, ``log_joint``),
-    ``history_`` (one dict per sweep: the mean log joint over chains, and ACC/NMI/ARI of chain 0
-    when labels were given), ``prior_`` (the hyperparameters used), ``state_`` (each chain's
-    last parameters), ``sweeps_per_second_``.
+    ``history_`` (one dict per sweep: the mean log joint over chains, ``float32`` (1 where the
+    densities were float32), and ACC/NMI/ARI of chain 0 when labels were given), ``prior_``
+    (the hyperparameters used), ``state_`` (each chain's last parameters),
+    ``sweeps_per_second_``.
     """
 
     _phase = "Gibbs sweeps"  # the progress bar's name (a mutual-learning fit names its round)
@@ -89,7 +98,7 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
         burn_in: int = 100,
         thin: int = 1,
         n_chains: int = 4,
-        init: str = "kmeans",
+        init: Any = "kmeans",
         warm_start: bool = False,
         weight_concentration_prior: float | None = None,
         mean_prior: Any = None,
@@ -97,6 +106,7 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
         degrees_of_freedom_prior: float | None = None,
         covariance_prior: Any = None,
         seed: int = 0,
+        precision: str = "auto",
         progress_bar: bool = True,
     ) -> None:
         self.n_components = n_components
@@ -113,6 +123,7 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
         self.degrees_of_freedom_prior = degrees_of_freedom_prior
         self.covariance_prior = covariance_prior
         self.seed = seed
+        self.precision = precision
         self.progress_bar = progress_bar
         self._check_params()
 
@@ -131,8 +142,15 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
             raise ValueError(
                 f"covariance_type must be 'full' or 'diag', got {self.covariance_type!r}"
             )
-        if self.init not in ("kmeans", "random"):
-            raise ValueError(f"init must be 'kmeans' or 'random', got {self.init!r}")
+        if self.precision not in ("auto", "float64"):
+            raise ValueError(f"precision must be 'auto' or 'float64', got {self.precision!r}")
+        if isinstance(self.init, str):
+            if self.init not in ("kmeans", "random"):
+                raise ValueError(
+                    f"init must be 'kmeans', 'random' or assignments, got {self.init!r}"
+                )
+        else:
+            self._initial_assignments(None)
         for name in (
             "weight_concentration_prior",
             "mean_precision_prior",
@@ -237,7 +255,9 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
             return cj.Parameters(
                 state.log_weights, state.means - shift, state.precisions, state.log_det
             )
-        if self.init == "kmeans":
+        if not isinstance(self.init, str):
+            assignments = self._initial_assignments(len(Z)).expand(C, -1)
+        elif self.init == "kmeans":
             assignments = torch.stack(
                 [
                     torch.from_numpy(
@@ -250,6 +270,18 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
             assignments = torch.randint(K, (C, len(Z)))
         stats = cj.statistics(feats, assignments, K, Z.shape[1], self.covariance_type == "full")
         return cj.draw(cj.posterior(prior, *stats))
+
+    def _initial_assignments(self, n_points: int | None) -> torch.Tensor:
+        """``init`` given as assignments, checked (against ``n_points`` when given)."""
+        init = np.asarray(self.init)
+        K = self.n_components
+        if init.ndim != 1 or not np.issubdtype(init.dtype, np.integer):
+            raise TypeError("init given as assignments must be a 1-D array of integers")
+        if ((init < 0) | (init >= K)).any():
+            raise ValueError(f"init: assignments must be cluster indices in [0, {K})")
+        if n_points is not None and len(init) != n_points:
+            raise ValueError(f"init: {len(init)} assignments for {n_points} points")
+        return torch.as_tensor(init, dtype=torch.long)
 
     def fit(self, Z, y=None) -> GibbsGMM:
         """Sample the posterior of the mixture given the points ``Z`` (N, D). Labels ``y``, if
@@ -269,11 +301,17 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
             warnings.filterwarnings("ignore", category=FutureWarning)  # KMeans' notices
             params = self._start(Z - shift, shift, feats, centred)
             start = time.perf_counter()
-            sweeps = gibbs_sweeps(feats, centred, params, self.n_sweeps)
+            sweeps = gibbs_sweeps(
+                feats, centred, params, self.n_sweeps, float32=self.precision == "auto"
+            )
             for t, sweep in enumerate(
                 progress(sweeps, self.n_sweeps, self._phase, self.progress_bar)
             ):
-                row = {"sweep": t + 1, "log_joint": float(sweep.log_joint.mean())}
+                row = {
+                    "sweep": t + 1,
+                    "log_joint": float(sweep.log_joint.mean()),
+                    "float32": int(sweep.log_probs.dtype == torch.float32),
+                }
                 if labels is not None:
                     row.update(clustering_scores(labels, sweep.assignments[0].numpy()))
                 history.append(row)

@@ -16,8 +16,8 @@ from . import conjugate as cj
 class Sweep:
     """What one sweep drew, for every chain: the parameters it started from (``params``), the
     assignments drawn given them (``assignments``, (C, N)), log pi_k + log N(z_n | mu_k,
-    Sigma_k) (``log_probs``, (C, K, N)) and the log joint log p(Z, c, params) (``log_joint``,
-    (C,))."""
+    Sigma_k) (``log_probs``, (C, K, N), float32 or float64: see :func:`assignment_log_probs`)
+    and the log joint log p(Z, c, params) (``log_joint``, (C,))."""
 
     params: cj.Parameters
     assignments: torch.Tensor
@@ -34,30 +34,96 @@ def sample_assignments(log_probs: torch.Tensor) -> torch.Tensor:
     return (cumulative < u).sum(-2).clamp_max_(log_probs.shape[-2] - 1)
 
 
+# The assignment step's densities are one (K, F) x (F, N) product, the sweep's largest read of
+# memory. In float32 it reads half as much, and its rounding error in the density of cluster k at
+# z is at most g sum_f |c_kf x_f(z)|, g = n u / (1 - n u), n = F + 2 (u = 2^-24: F products and
+# sums, and the rounding of coefficients and features to float32, in any order of summation),
+# where
+# sum_f |c_kf x_f(z)| <= |c_k0| + |Lambda_k mu_k| |z| + |Lambda_k|_abs |z|^2 / 2 (Cauchy-Schwarz;
+# |Lambda_k|_abs is the largest row sum of |Lambda_k|, a bound on the spectral norm of the
+# entrywise absolute matrix). The sweep checks this bound at the largest |z| every time and uses
+# float64 where it exceeds the tolerance (a cluster far from the data's centre and narrow, where
+# the expanded quadratic form cancels): a density off by at most 0.01 nats, so each assignment
+# probability is off by at most about 2 % of itself (e^0.02 - 1). The log joint stays exact.
+DENSITY_TOLERANCE = 1e-2  # nats
+
+
+def density_error_bound(params: cj.Parameters, coefficients: torch.Tensor, radius: float) -> float:
+    """The largest rounding error of a float32 density of any cluster of any chain at points
+    no further than ``radius`` from the origin, given the clusters' ``coefficients`` (C, K, F)
+    (see :data:`DENSITY_TOLERANCE`)."""
+    mu, lam = params.means, params.precisions
+    if params.full:
+        lam_mu = (lam @ mu.unsqueeze(-1)).squeeze(-1)
+        spectral = lam.abs().sum(-1).amax(-1)
+    else:
+        lam_mu, spectral = lam * mu, lam.amax(-1)
+    terms = coefficients[..., 0].abs() + lam_mu.norm(dim=-1) * radius + 0.5 * spectral * radius**2
+    n_u = (coefficients.shape[-1] + 2) * 2.0**-24
+    return n_u / (1 - n_u) * float(terms.max())
+
+
+def ieee_float32_products() -> bool:
+    """Whether float32 matrix products run in IEEE float32, as the bound assumes (not in TF32
+    or bfloat16, which ``torch.set_float32_matmul_precision`` or a backend's
+    ``fp32_precision`` may allow)."""
+    if torch.get_float32_matmul_precision() != "highest":
+        return False
+    settings = [getattr(torch.backends, "fp32_precision", None)]
+    for backend in ("cuda", "mkldnn"):
+        matmul = getattr(getattr(torch.backends, backend, None), "matmul", None)
+        settings.append(getattr(matmul, "fp32_precision", None))
+    return all(setting in (None, "none", "ieee") for setting in settings)
+
+
+def assignment_log_probs(
+    params: cj.Parameters,
+    coefficients: torch.Tensor,
+    feats_t: torch.Tensor,
+    feats32_t: torch.Tensor | None,
+    radius: float,
+) -> torch.Tensor:
+    """log pi_k + log N(z_n | mu_k, Sigma_k), (C, K, N), from the clusters' ``coefficients``
+    (C, K, F) and the features transposed (F, N): in float32 (``feats32_t``; None: never) when
+    :func:`density_error_bound` for points within ``radius`` (the largest |z_n|) is within
+    :data:`DENSITY_TOLERANCE`, otherwise in float64 (``feats_t``)."""
+    if feats32_t is not None:
+        if density_error_bound(params, coefficients, radius) <= DENSITY_TOLERANCE:
+            return coefficients.float() @ feats32_t
+    return coefficients @ feats_t
+
+
 def gibbs_sweeps(
     feats: torch.Tensor,
     prior: cj.MixturePrior,
     params: cj.Parameters,
     n_sweeps: int,
+    float32: bool = True,
 ) -> Iterator[Sweep]:
     """Blocked Gibbs sampling of (c, pi, mu, Lambda) from ``params`` (one per chain): each sweep
     draws every assignment given the parameters, then the parameters given the assignments from
     their conjugate posterior. An empty cluster's parameters are drawn from the prior.
-    ``feats`` are the points' :func:`~pyro_gmvae.gmm.conjugate.features`."""
+    ``feats`` are the points' :func:`~pyro_gmvae.gmm.conjugate.features`; ``float32`` allows
+    float32 densities where :func:`assignment_log_probs` finds them precise enough."""
     C, K, D = params.means.shape
     full = params.full
-    feats_t = feats.T.contiguous()
+    feats_t = feats.T  # float64, read only where float32 is not precise enough
+    feats32_t = feats_t.float().contiguous() if float32 and ieee_float32_products() else None
+    radius = float(feats[:, 1 : 1 + D].norm(dim=1).max())  # the features hold [1, z, ...]
     # the statistics' index_add reads one row per (chain, point)
     feats_chains = feats if C == 1 else feats.repeat(C, 1)
     log_normaliser = prior.log_normaliser(K)
     for _ in range(n_sweeps):
-        log_probs = cj.log_joint_terms(feats_t, params)
+        coefficients = cj.coefficients(params)
+        log_probs = assignment_log_probs(params, coefficients, feats_t, feats32_t, radius)
         assignments = sample_assignments(log_probs)
-        log_lik = log_probs.gather(-2, assignments.unsqueeze(-2)).sum((-1, -2))
+        sums = cj.feature_sums(feats_chains, assignments, K)
+        # log p(Z | c, params) in float64 whatever the densities' precision: the densities are
+        # linear in the features, so it is each cluster's coefficients against its points' sums
+        log_lik = (coefficients * sums).sum((-1, -2))
         log_joint = log_lik + cj.log_prior(prior, params, log_normaliser)
         yield Sweep(params, assignments, log_probs, log_joint)
-        stats = cj.statistics(feats_chains, assignments, K, D, full)
-        params = cj.draw(cj.posterior(prior, *stats))
+        params = cj.draw(cj.posterior(prior, *cj.statistics_of(sums, D, full)))
 
 
 def match_labels(
