@@ -201,6 +201,13 @@ def test_assignment_densities_use_float32_only_within_their_error_bound(covarian
         gmm = GibbsGMM(3, covariance_type=covariance_type, n_sweeps=3, burn_in=1, n_chains=1,
                        precision=precision, progress_bar=False).fit(Z)  # fmt: skip
         assert [row["float32"] for row in gmm.history_] == [expected_flag] * 3
+    # float32 products that may run in TF32 or bfloat16 void the bound: float64 then
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("high")
+        assert next(gibbs_sweeps(feats, prior, params, 1)).log_probs.dtype == torch.float64
+    finally:
+        torch.set_float32_matmul_precision(before)
     # the sweep's log joint stays exact (float64) while its densities are float32
     sweep = next(gibbs_sweeps(feats, prior, params, 1))
     assert sweep.log_probs.dtype == torch.float32

@@ -52,12 +52,9 @@ def density_error_bound(params: cj.Parameters, coefficients: torch.Tensor, radiu
     """The largest rounding error of a float32 density of any cluster of any chain at points
     no further than ``radius`` from the origin, given the clusters' ``coefficients`` (C, K, F)
     (see :data:`DENSITY_TOLERANCE`)."""
-    mu, lam = params.means, params.precisions
-    if params.full:
-        lam_mu = (lam @ mu.unsqueeze(-1)).squeeze(-1)
-        spectral = lam.abs().sum(-1).amax(-1)
-    else:
-        lam_mu, spectral = lam * mu, lam.amax(-1)
+    D, lam = params.means.shape[-1], params.precisions
+    spectral = lam.abs().sum(-1).amax(-1) if params.full else lam.amax(-1)
+    lam_mu = coefficients[..., 1 : 1 + D]  # the coefficients' linear part is Lambda mu
     terms = coefficients[..., 0].abs() + lam_mu.norm(dim=-1) * radius + 0.5 * spectral * radius**2
     n_u = (coefficients.shape[-1] + 2) * 2.0**-24
     return n_u / (1 - n_u) * float(terms.max())
