@@ -387,7 +387,9 @@ def test_chains_start_from_given_assignments(monkeypatch):
     start = np.array([2, 0, 1])[labels]  # the true clusters, renumbered
     monkeypatch.setattr(estimator, "KMeans", None)  # any k-means call would fail
     gmm = GibbsGMM(3, n_sweeps=3, burn_in=0, n_chains=2, init=start, progress_bar=False)
+    given = start.copy()
     gmm.fit(Z)
+    assert gmm.init is start and np.array_equal(start, given)  # the user's array, untouched
     assert (gmm.labels_ == start).mean() > 0.99  # the same clusters under the same numbers
     assert len(gmm.chains_) == 2
     with pytest.raises(ValueError, match="300 assignments for 299 points"):
