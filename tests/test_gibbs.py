@@ -292,6 +292,35 @@ def test_assignment_step_matches_pyro_infer_discrete():
     assert torch.allclose(freq, ours, atol=0.03)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, f64])
+def test_assignment_draws_follow_their_probabilities_and_the_floor_changes_none(dtype):
+    """sample_assignments draws each cluster with its probability, never one of probability
+    zero, and raising far-below-the-maximum log-probabilities to LOG_PROB_FLOOR (which keeps exp
+    out of its slow subnormal range) leaves every draw as the plain inverse-CDF draw with the
+    same uniforms."""
+    probs = torch.tensor([0.0, 0.1, 0.6, 0.3], dtype=dtype)
+    log_probs = probs.log().reshape(1, 4, 1).expand(1, 4, 40000).contiguous()
+    torch.manual_seed(0)
+    draws = sampler.sample_assignments(log_probs)[0]
+    freq = torch.bincount(draws, minlength=4).to(dtype) / len(draws)
+    assert freq[0] == 0
+    assert torch.allclose(freq, probs, atol=0.01)
+
+    # separated clusters: most shifted log-probabilities lie far below the floor
+    g = torch.Generator().manual_seed(1)
+    log_probs = torch.randn(2, 6, 5000, generator=g, dtype=dtype) * 300
+    log_probs[:, 3] = log_probs.amax(1) + torch.randn(2, 5000, generator=g, dtype=dtype)
+    assert (log_probs - log_probs.amax(1, keepdim=True) < 2 * sampler.LOG_PROB_FLOOR).any()
+    torch.manual_seed(2)
+    ours = sampler.sample_assignments(log_probs)
+    torch.manual_seed(2)
+    cumulative = (log_probs - log_probs.amax(-2, keepdim=True)).exp().cumsum(-2)
+    u = (1.0 - torch.rand_like(cumulative[:, -1:])) * cumulative[:, -1:]
+    plain = (cumulative < u).sum(-2)
+    assert torch.equal(ours, plain)
+    assert 0.05 < (ours != log_probs.argmax(1)).double().mean() < 0.95  # not only the maxima
+
+
 def _synthetic(seed=0, n=900):
     rng = np.random.default_rng(seed)
     means = np.array([[-4.0, 0.0], [3.0, 3.0], [3.0, -3.0]])
