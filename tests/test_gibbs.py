@@ -292,33 +292,71 @@ def test_assignment_step_matches_pyro_infer_discrete():
     assert torch.allclose(freq, ours, atol=0.03)
 
 
+def _plain_draws(log_probs, uniform):
+    """The inverse-CDF draw without the floor, from the same uniforms."""
+    cumulative = (log_probs - log_probs.amax(-2, keepdim=True)).exp().cumsum(-2)
+    return (cumulative < (1.0 - uniform) * cumulative[:, -1:]).sum(-2)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, f64])
-def test_assignment_draws_follow_their_probabilities_and_the_floor_changes_none(dtype):
-    """sample_assignments draws each cluster with its probability, never one of probability
-    zero, and raising far-below-the-maximum log-probabilities to LOG_PROB_FLOOR (which keeps exp
-    out of its slow subnormal range) leaves every draw as the plain inverse-CDF draw with the
-    same uniforms."""
-    probs = torch.tensor([0.0, 0.1, 0.6, 0.3], dtype=dtype)
+def test_assignment_draws_follow_their_probabilities(dtype):
+    """sample_assignments draws each cluster with its probability."""
+    probs = torch.tensor([0.1, 0.0, 0.6, 0.3], dtype=dtype)
     log_probs = probs.log().reshape(1, 4, 1).expand(1, 4, 40000).contiguous()
     torch.manual_seed(0)
-    draws = sampler.sample_assignments(log_probs)[0]
-    freq = torch.bincount(draws, minlength=4).to(dtype) / len(draws)
-    assert freq[0] == 0
-    assert torch.allclose(freq, probs, atol=0.01)
+    freq = torch.bincount(sampler.sample_assignments(log_probs)[0], minlength=4) / 40000
+    assert torch.allclose(freq.to(dtype), probs, atol=0.01)
 
-    # separated clusters: most shifted log-probabilities lie far below the floor
-    g = torch.Generator().manual_seed(1)
-    log_probs = torch.randn(2, 6, 5000, generator=g, dtype=dtype) * 300
-    log_probs[:, 3] = log_probs.amax(1) + torch.randn(2, 5000, generator=g, dtype=dtype)
-    assert (log_probs - log_probs.amax(1, keepdim=True) < 2 * sampler.LOG_PROB_FLOOR).any()
-    torch.manual_seed(2)
-    ours = sampler.sample_assignments(log_probs)
-    torch.manual_seed(2)
-    cumulative = (log_probs - log_probs.amax(-2, keepdim=True)).exp().cumsum(-2)
-    u = (1.0 - torch.rand_like(cumulative[:, -1:])) * cumulative[:, -1:]
-    plain = (cumulative < u).sum(-2)
-    assert torch.equal(ours, plain)
-    assert 0.05 < (ours != log_probs.argmax(1)).double().mean() < 0.95  # not only the maxima
+
+@pytest.mark.parametrize("dtype", [torch.float32, f64])
+def test_zero_probability_clusters_are_never_drawn_at_the_uniforms_ends(dtype):
+    """With u in (0, total], a zero-probability cluster first or last is not drawn even at the
+    extreme uniforms (u = 0 would draw the first, `<=` the last)."""
+    eps = torch.finfo(dtype).eps / 2  # torch.rand's grid: 2^-24 (float32), 2^-53 (float64)
+    log_probs = torch.tensor([-math.inf, -1.0, 0.0, -math.inf], dtype=dtype).reshape(1, 4, 1)
+    log_probs = log_probs.expand(1, 4, 2).contiguous()
+    uniform = torch.tensor([0.0, 1.0 - eps], dtype=dtype).reshape(1, 1, 2)
+    assert sampler.sample_assignments(log_probs, uniform).tolist() == [[2, 1]]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, f64])
+def test_the_floor_changes_no_probability_a_uniform_can_resolve(dtype):
+    """Clusters ahead of the largest whose probabilities are just above and below the uniform's
+    resolution are drawn at the smallest uniforms exactly as without the floor (a floor high
+    enough to change a resolvable probability fails), and a far-below-the-floor column draws as
+    without it too."""
+    eps = torch.finfo(dtype).eps / 2
+    resolution = math.log(eps)  # about -16.6 (float32), -36.7 (float64)
+    offsets = torch.tensor([-3.0, -1.0, -0.3, 0.3, 1.0, 3.0], dtype=dtype)
+    ahead = resolution + offsets  # one cluster each, ahead of the largest
+    log_probs = torch.cat([ahead, torch.tensor([-500.0, 0.0, -0.5], dtype=dtype)])
+    K = len(log_probs)
+    steps = torch.arange(1, 4000, dtype=dtype)  # u = k * eps * total: the smallest uniforms
+    columns = len(steps)
+    lp = log_probs.reshape(1, K, 1).expand(1, K, columns).contiguous()
+    uniform = (1.0 - steps * eps).reshape(1, 1, columns)
+    ours = sampler.sample_assignments(lp, uniform)
+    assert torch.equal(ours, _plain_draws(lp, uniform))
+    assert len(ours.unique()) >= 4  # the small clusters are really drawn at these uniforms
+
+    g = torch.Generator().manual_seed(1)  # separated clusters: most far below the floor
+    lp = torch.randn(2, 6, 5000, generator=g, dtype=dtype) * 300
+    lp[:, 3] = lp.amax(1) + torch.randn(2, 5000, generator=g, dtype=dtype)
+    uniform = torch.rand(2, 1, 5000, generator=g, dtype=dtype)
+    assert torch.equal(sampler.sample_assignments(lp, uniform), _plain_draws(lp, uniform))
+
+
+def test_assignment_step_refuses_non_finite_log_probabilities():
+    log_probs = torch.zeros(1, 3, 4, dtype=f64)
+    for bad in (math.nan, math.inf):
+        lp = log_probs.clone()
+        lp[0, 1, 2] = bad
+        with pytest.raises(FloatingPointError, match="non-finite"):
+            sampler.sample_assignments(lp)
+    lp = log_probs.clone()
+    lp[0, :, 0] = -math.inf
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        sampler.sample_assignments(lp)
 
 
 def _synthetic(seed=0, n=900):

@@ -25,24 +25,37 @@ class Sweep:
     log_joint: torch.Tensor
 
 
-# Shifted log-probabilities below this are raised to it before the exponential. exp runs about
-# ten times slower where its result is subnormal or zero (below about -87 in float32), which is
-# where most of a well-separated mixture's log-probabilities lie. It changes no draw: the clusters
-# raised sum to at most K e^-80 of the largest term, less than the smallest nonzero uniform
-# (2^-24 of the total in float32, 2^-53 in float64) and absorbed by rounding once added to it.
+# Shifted log-probabilities below this are raised to it before the exponential: exp runs about
+# ten times slower where its float32 result is subnormal or zero (below about -87), which is where
+# most of a well-separated mixture's log-probabilities lie (float64 has no such cost above -708;
+# one floor serves both). The clusters raised sum to at most K e^-80 (K 1.8e-35) of the largest
+# term, far below the smallest nonzero uniform (2^-24 of the total in float32, 2^-53 in float64),
+# so no probability a draw can resolve changes; a draw can differ from the unfloored one only
+# where a last-bit rounding tie in the cumulative sum meets one exact value of the uniform.
 LOG_PROB_FLOOR = -80.0
 
 
-def sample_assignments(log_probs: torch.Tensor) -> torch.Tensor:
+def sample_assignments(
+    log_probs: torch.Tensor, uniform: torch.Tensor | None = None
+) -> torch.Tensor:
     """Draw c_n with probabilities proportional to exp(``log_probs``) ((C, K, N), one column
     per point) by inverting the cumulative sum with one uniform per point (cheaper than a Gumbel
-    per point and cluster). The uniform lies in (0, 1]: a cluster of zero probability, whose
-    interval is empty, is never drawn. Returns the draws, (C, N)."""
+    per point and cluster): c_n is the first cluster whose cumulative sum reaches u_n, with
+    u_n = (1 - ``uniform``) * total in (0, total], so a cluster of zero probability, whose
+    interval is empty, is never drawn. ``uniform`` ((C, 1, N), values in [0, 1) as
+    ``torch.rand`` gives them) is drawn when not given. Returns the draws, (C, N)."""
     shifted = (log_probs - log_probs.amax(-2, keepdim=True)).clamp_min_(LOG_PROB_FLOOR)
     cumulative = shifted.exp_().cumsum_(-2)
     total = cumulative[:, -1:]
-    u = (1.0 - torch.rand_like(total)) * total
-    return (cumulative < u).sum(-2).clamp_max_(log_probs.shape[-2] - 1)
+    if total.isnan().any():  # a NaN, +inf or all -inf column: no distribution to draw from
+        raise FloatingPointError(
+            "the Gibbs assignment step got log-probabilities that are NaN, +inf or -inf for every "
+            "cluster: the parameters or the points hold non-finite values"
+        )
+    if uniform is None:
+        uniform = torch.rand_like(total)
+    u = (1.0 - uniform) * total
+    return (cumulative < u).sum(-2)
 
 
 # The assignment step's densities are one (K, F) x (F, N) product, the sweep's largest read of
