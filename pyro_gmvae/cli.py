@@ -437,7 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--prior",
         choices=[*PRIORS, AUTOENCODER],
         default=None,
-        help="prior on z: learned-mixture and fixed-mixture make a GMVAE, the others a VAE; "
+        help="prior on z: learned-mixture (diagonal covariances), learned-full-mixture (full ones) "
+        "and fixed-mixture make a GMVAE, the others a VAE; "
         f"none trains the autoencoder baseline (default: {_default('prior')})",
     )
     t.add_argument(

@@ -64,7 +64,7 @@ def test_the_treatment_of_y_must_match_the_prior(digits_small):
 
 def test_combination_names_are_unique():
     names = [c.name for c in combinations(include_unsupported=True)]
-    assert len(names) == len(set(names)) == 2 * 4 * 4 + 3 * 4
+    assert len(names) == len(set(names)) == 3 * 4 * 4 + 3 * 4
 
 
 def test_mismatched_prior_and_model_are_refused(digits_small):

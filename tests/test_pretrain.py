@@ -8,7 +8,13 @@ import torch
 from conftest import tiny_kwargs
 
 from pyro_gmvae import GMVAE, VAE, clustering_scores, load_digits
-from pyro_gmvae.components import DiagonalNormalGuide, LearnedMixturePrior, MixturePrior, VampPrior
+from pyro_gmvae.components import (
+    DiagonalNormalGuide,
+    LearnedFullMixturePrior,
+    LearnedMixturePrior,
+    MixturePrior,
+    VampPrior,
+)
 from pyro_gmvae.pretrain import cluster_codes, component_moments
 
 
@@ -20,6 +26,64 @@ def test_set_components_gives_back_the_means_and_variances():
     loc, var = prior.params(torch.eye(3))
     torch.testing.assert_close(loc, means)
     torch.testing.assert_close(var, variances, rtol=1e-4, atol=1e-6)
+
+
+def test_full_mixture_prior_takes_full_and_diagonal_covariances():
+    prior = LearnedFullMixturePrior(3, 4)
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(3, 4, 4, generator=g)
+    covariances = A @ A.transpose(1, 2) + 0.1 * torch.eye(4)
+    means = torch.randn(3, 4, generator=g)
+    prior.set_components(means, covariances)
+    p = prior(torch.eye(3))
+    torch.testing.assert_close(p.loc, means)
+    torch.testing.assert_close(p.covariance_matrix, covariances, rtol=1e-4, atol=1e-4)
+    variances = torch.rand(3, 4, generator=g) + 0.01
+    prior.set_components(means, variances)
+    torch.testing.assert_close(
+        prior(torch.eye(3)).covariance_matrix, torch.diag_embed(variances), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_full_mixture_prior_densities_for_enumerated_and_relaxed_y():
+    """Enumerated y (K, 1, K) gives each cluster's Gaussian against the batch; a relaxed y mixes
+    the means and factors into a valid Gaussian; the marginal sums the clusters out."""
+    prior = LearnedFullMixturePrior(3, 2)
+    with torch.no_grad():
+        prior.raw_tril.add_(torch.randn(3, 2, 2))
+    z = torch.randn(5, 2)
+    scale_trils = prior.scale_trils()
+    assert (scale_trils.diagonal(dim1=-2, dim2=-1) > 0).all()
+    expected = torch.stack(
+        [
+            dist.MultivariateNormal(prior.loc.weight[:, k] + prior.loc.bias, scale_tril=L).log_prob(
+                z
+            )
+            for k, L in enumerate(scale_trils)
+        ]
+    )
+    torch.testing.assert_close(prior(torch.eye(3).unsqueeze(1)).log_prob(z), expected)
+    soft = torch.softmax(torch.randn(5, 3), -1)
+    mixed = prior(soft)
+    torch.testing.assert_close(mixed.loc, soft @ prior.loc.weight.T + prior.loc.bias)
+    torch.testing.assert_close(mixed.scale_tril, torch.einsum("nk,kij->nij", soft, scale_trils))
+    assert torch.isfinite(mixed.log_prob(z)).all()
+    torch.testing.assert_close(
+        prior.marginal().log_prob(z), expected.logsumexp(0) - torch.tensor(3.0).log()
+    )
+
+
+def test_component_moments_full_covariances():
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randn(50, 3, generator=g)
+    resp = torch.softmax(torch.randn(50, 2, generator=g), -1)
+    _, means, covariances = component_moments(resp, codes, full=True)
+    for k in range(2):
+        centred = codes - means[k]
+        expected = (resp[:, k, None] * centred).T @ centred / resp[:, k].sum()
+        torch.testing.assert_close(covariances[k], expected + 1e-4 * torch.eye(3))
+    _, _, variances = component_moments(resp, codes)
+    torch.testing.assert_close(covariances.diagonal(dim1=-2, dim2=-1), variances + 1e-4)
 
 
 def test_cluster_codes_recovers_well_separated_groups():
@@ -127,6 +191,69 @@ def test_pretraining_places_the_prior_in_the_space_the_decoder_reads(digits_smal
     assert (codes - base).abs().mean() > 1e-3  # the flow moves the codes: the test has teeth
     torch.testing.assert_close(loc, means)
     torch.testing.assert_close(var, variances, rtol=1e-4, atol=1e-5)
+
+
+def test_a_flow_guides_variance_comes_from_its_draws(digits_small):
+    from pyro_gmvae.models import GMVAEModule
+    from pyro_gmvae.pretrain import code_variances
+
+    torch.manual_seed(0)
+    module = GMVAEModule(64, 3, 4, (32,), z_guide="flow")
+    X = digits_small.X
+    with torch.no_grad():
+        draws = module.z_encoder.distribution(X, torch.zeros(len(X), 3)).sample((400,))
+    estimate = code_variances(module, X)
+    assert estimate.shape == (len(X), 4)
+    # 16 draws per point: the mean over points is within a few percent of 400 draws'
+    torch.testing.assert_close(estimate.mean(0), draws.var(0).mean(0), rtol=0.1, atol=1e-4)
+
+
+@pytest.mark.parametrize("prior", ["learned-mixture", "learned-full-mixture"])
+def test_pretraining_sets_each_cluster_to_the_moments_of_its_codes(digits_small, prior):
+    """Diagonal Gaussians get their codes' mean and variance; full ones the moment match of
+    z ~ q(z | x) over their points: the codes' covariance plus the points' mean guide
+    variance."""
+    from pyro_gmvae.components.priors import make_prior
+    from pyro_gmvae.models import GMVAEModule
+    from pyro_gmvae.pretrain import pretrain
+
+    X = digits_small.X
+    torch.manual_seed(0)
+    module = GMVAEModule(64, 3, 4, (32,), prior=make_prior(prior, 3, 4, 64))
+    resp = pretrain(
+        module, X, seed=0, batch_size=64, lr=1e-3, autoencoder_epochs=2, progress_bar=False
+    )
+    resp_t = torch.as_tensor(resp, dtype=torch.float32)
+    with torch.no_grad():
+        codes, guide_var = module.z_encoder(X, torch.zeros(len(X), 3))
+    full = prior == "learned-full-mixture"
+    _, means, spread = component_moments(resp_t, codes, full=full)
+    widening = resp_t.T @ guide_var / resp_t.sum(0)[:, None]
+    spread_diagonal = spread.diagonal(dim1=-2, dim2=-1) if full else spread
+    assert (widening > 0.01 * spread_diagonal).all()  # the widening is not negligible
+    p = module.prior(torch.eye(3))
+    torch.testing.assert_close(p.mean, means)
+    if full:
+        expected = spread + torch.diag_embed(widening)
+        torch.testing.assert_close(p.covariance_matrix, expected, rtol=1e-3, atol=1e-4)
+    else:
+        torch.testing.assert_close(p.variance, spread, rtol=1e-4, atol=1e-5)
+
+
+def test_a_gmvae_with_the_full_mixture_prior_fits_saves_and_loads(digits_small, tmp_path):
+    """The named full-covariance prior through the estimator, pre-trained by default, saved and
+    loaded by name with the same scores."""
+    model = GMVAE(prior="learned-full-mixture", **tiny_kwargs(n_clusters=3, latent_dim=4))
+    model.set_params(init="auto", pretrain_epochs=2)
+    model.fit(digits_small.X)
+    assert isinstance(model.module_.prior, LearnedFullMixturePrior)
+    assert (model.module_.prior.scale_trils().tril(-1) != 0).any()  # a full covariance was set
+    path = model.save(tmp_path / "full.pt")
+    loaded = GMVAE.load(path)
+    np.testing.assert_array_equal(
+        loaded.predict_proba(digits_small.X), model.predict_proba(digits_small.X)
+    )
+    assert loaded.score(digits_small.X) == pytest.approx(model.score(digits_small.X), abs=1e-4)
 
 
 class ScaledGuide(DiagonalNormalGuide):

@@ -26,6 +26,7 @@ from .likelihoods import (
 from .priors import (
     FixedMixturePrior,
     GaussianMixturePrior,
+    LearnedFullMixturePrior,
     LearnedMixturePrior,
     MixturePrior,
     StandardNormalPrior,
@@ -44,6 +45,7 @@ __all__ = [
     "GaussianLikelihood",
     "GaussianMixturePrior",
     "GumbelSoftmaxCategorical",
+    "LearnedFullMixturePrior",
     "LearnedMixturePrior",
     "Likelihood",
     "LowRankNormalGuide",

@@ -10,7 +10,8 @@ summed out (used by importance-weighted likelihoods and by sampling); priors wit
 y reaches ``forward`` as floats, one-hot along the last axis: shape (K, 1, K) when y is
 enumerated (one row per value, broadcast against the batch), (N, K) when it is sampled, and a
 relaxed (soft) vector in the Gumbel-softmax modes. Priors that ``init="pretrain"`` can place also
-have ``set_components(means, variances)``.
+have ``set_components(means, variances)`` ((K, D) each; a prior with ``full_covariance = True``
+gets (K, D, D) covariances instead).
 
 The built-in priors have names (:data:`PRIORS`); estimators take a name or a module, and build a
 named prior from the fit's seed.
@@ -79,6 +80,64 @@ class LearnedMixturePrior(nn.Module):
     def forward(self, y: torch.Tensor) -> dist.Distribution:
         loc, var = self.params(y)
         return dist.Normal(loc, var.sqrt()).to_event(1)
+
+    def y_logits(self) -> torch.Tensor:
+        """Logits of p(y): uniform."""
+        return self.loc.weight.new_zeros(self.n_clusters)
+
+    def marginal(self) -> dist.Distribution:
+        eye = torch.eye(self.n_clusters, device=self.loc.weight.device)
+        return dist.MixtureSameFamily(dist.Categorical(logits=self.y_logits()), self(eye))
+
+
+class LearnedFullMixturePrior(nn.Module):
+    """p(z | y) = N(mu(y), L(y) L(y)^T) with full covariances: mu affine in onehot(y) and each
+    cluster's lower-triangular factor L_k learned (its diagonal through softplus, plus
+    ``sqrt(min_var)``), p(y) uniform over ``n_clusters`` values. A relaxed (soft) y mixes the
+    means and the factors (a mixture of lower-triangular factors with positive diagonals is one).
+
+    Full covariances let each cluster's Gaussian follow the shape of its codes, so the prior's
+    clusters can be those pre-training found (the ELBO pulls q(y|x) towards the clusters the
+    prior's Gaussians draw, and diagonal Gaussians in a large code space reassign many codes).
+    Each log-density costs a triangular solve per cluster and point (O(K D^2) per point).
+    """
+
+    full_covariance = True  # pre-training hands set_components full covariances
+
+    def __init__(self, n_clusters: int, latent_dim: int, min_var: float = 1e-6) -> None:
+        super().__init__()
+        self.n_clusters = n_clusters
+        self.latent_dim = latent_dim
+        self.min_var = min_var
+        self.loc = nn.Linear(n_clusters, latent_dim)
+        xavier_init_(self)  # the means start as the diagonal prior's do
+        # softplus(0.5413) = 1: every cluster starts as N(mu_k, I); the upper triangle is unused
+        self.raw_tril = nn.Parameter(torch.eye(latent_dim).expand(n_clusters, -1, -1) * 0.5413)
+
+    def scale_trils(self) -> torch.Tensor:
+        """Each cluster's lower-triangular factor L_k, (K, D, D)."""
+        diagonal = F.softplus(self.raw_tril.diagonal(dim1=-2, dim2=-1)) + self.min_var**0.5
+        return self.raw_tril.tril(-1) + torch.diag_embed(diagonal)
+
+    @torch.no_grad()
+    def set_components(self, means: torch.Tensor, covariances: torch.Tensor) -> None:
+        """Set cluster k's mean to ``means[k]`` (K, D) and its covariance to ``covariances[k]``:
+        (K, D, D), or (K, D) for diagonal ones."""
+        covariances = torch.as_tensor(covariances, dtype=torch.float64)
+        if covariances.shape == means.shape:
+            covariances = torch.diag_embed(covariances)
+        eye = torch.eye(self.latent_dim, dtype=torch.float64, device=covariances.device)
+        tril = torch.linalg.cholesky(covariances + 1e-6 * eye)
+        # inverse softplus of the diagonal, so that scale_trils() gives back tril
+        target = (tril.diagonal(dim1=-2, dim2=-1) - self.min_var**0.5).clamp_min(1e-8)
+        raw = tril.tril(-1) + torch.diag_embed(target + torch.log(-torch.expm1(-target)))
+        self.raw_tril.copy_(raw.to(self.raw_tril))
+        self.loc.weight.copy_(means.T)
+        self.loc.bias.zero_()
+
+    def forward(self, y: torch.Tensor) -> dist.Distribution:
+        scale_tril = torch.einsum("...k,kij->...ij", y, self.scale_trils())
+        return dist.MultivariateNormal(self.loc(y), scale_tril=scale_tril)
 
     def y_logits(self) -> torch.Tensor:
         """Logits of p(y): uniform."""
@@ -310,6 +369,7 @@ PRIORS: dict[str, tuple[bool, Callable[[int, int, int], nn.Module]]] = {
     "mixture-marginal": (False, lambda K, D, x_dim: MixturePrior(K, D)),
     "vamp": (False, lambda K, D, x_dim: VampPrior(K, x_dim, D)),
     "learned-mixture": (True, lambda K, D, x_dim: LearnedMixturePrior(K, D)),
+    "learned-full-mixture": (True, lambda K, D, x_dim: LearnedFullMixturePrior(K, D)),
     "fixed-mixture": (True, lambda K, D, x_dim: fixed_mixture(K, D)),
 }
 

@@ -27,7 +27,8 @@ class GMVAE(ClusteringEstimator):
     discrete : how y is treated: ``"enumerate"`` (exact sum over y), ``"relaxed"``
         (Gumbel-softmax), ``"straight-through"`` (hard Gumbel-softmax), ``"score-function"``
         (REINFORCE), or a ``DiscreteStrategy`` instance (copied).
-    prior : the prior on z given y: ``"learned-mixture"`` (one learned Gaussian per cluster),
+    prior : the prior on z given y: ``"learned-mixture"`` (one learned Gaussian per cluster,
+        diagonal covariances), ``"learned-full-mixture"`` (full covariances),
         ``"fixed-mixture"`` (well-separated means drawn from the seed, not trained), or a module
         (copied; e.g. ``FixedMixturePrior(means, variances, weights)``).
     z_guide : ``"diagonal"``, ``"low-rank"``, ``"full"``, ``"flow"`` or a guide factory.
@@ -105,7 +106,7 @@ class GMVAE(ClusteringEstimator):
 
     def _placeable(self) -> bool:
         if isinstance(self.prior, str):
-            return self.prior == "learned-mixture"
+            return self.prior in ("learned-mixture", "learned-full-mixture")
         return hasattr(self.prior, "set_components")
 
     def _make_discrete(self):
