@@ -45,6 +45,14 @@ def test_full_mixture_prior_takes_full_and_diagonal_covariances():
     )
 
 
+def test_full_mixture_prior_refuses_bad_components():
+    prior = LearnedFullMixturePrior(2, 3)
+    with pytest.raises(ValueError, match="expected means"):
+        prior.set_components(torch.zeros(3, 3), torch.ones(3, 3))
+    with pytest.raises(ValueError, match="positive definite"):
+        prior.set_components(torch.zeros(2, 3), -torch.eye(3).expand(2, 3, 3))
+
+
 def test_full_mixture_prior_densities_for_enumerated_and_relaxed_y():
     """Enumerated y (K, 1, K) gives each cluster's Gaussian against the batch; a relaxed y mixes
     the means and factors into a valid Gaussian; the marginal sums the clusters out."""
@@ -245,6 +253,7 @@ def test_a_gmvae_with_the_full_mixture_prior_fits_saves_and_loads(digits_small, 
     loaded by name with the same scores."""
     model = GMVAE(prior="learned-full-mixture", **tiny_kwargs(n_clusters=3, latent_dim=4))
     model.set_params(init="auto", pretrain_epochs=2)
+    assert model.resolved_init() == "pretrain"  # "auto" places the named full mixture
     model.fit(digits_small.X)
     assert isinstance(model.module_.prior, LearnedFullMixturePrior)
     assert (model.module_.prior.scale_trils().tril(-1) != 0).any()  # a full covariance was set

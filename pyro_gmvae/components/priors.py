@@ -29,6 +29,11 @@ from torch.nn import functional as F
 from ..nets import xavier_init_
 
 
+def _inverse_softplus(value: torch.Tensor) -> torch.Tensor:
+    """x such that softplus(x) == ``value`` (> 0)."""
+    return value + torch.log(-torch.expm1(-value))
+
+
 class StandardNormalPrior(nn.Module):
     """p(z) = N(0, I): the plain VAE's prior. No discrete y."""
 
@@ -46,7 +51,20 @@ class StandardNormalPrior(nn.Module):
         return self()
 
 
-class LearnedMixturePrior(nn.Module):
+class _UniformLearnedPrior(nn.Module):
+    """p(y) uniform over ``n_clusters`` values, p(z | y) from ``forward``; the learned priors'
+    shared part (their means come from ``self.loc``, affine in onehot(y))."""
+
+    def y_logits(self) -> torch.Tensor:
+        """Logits of p(y): uniform."""
+        return self.loc.weight.new_zeros(self.n_clusters)
+
+    def marginal(self) -> dist.Distribution:
+        eye = torch.eye(self.n_clusters, device=self.loc.weight.device)
+        return dist.MixtureSameFamily(dist.Categorical(logits=self.y_logits()), self(eye))
+
+
+class LearnedMixturePrior(_UniformLearnedPrior):
     """p(z | y) = N(mu(y), diag(var(y))) with mu, var affine in onehot(y) (var through softplus),
     and p(y) uniform over ``n_clusters`` values.
 
@@ -74,23 +92,15 @@ class LearnedMixturePrior(nn.Module):
         self.loc.bias.zero_()
         # inverse softplus, so that softplus(weight) + min_var == variance
         target = (variances - self.min_var).clamp_min(1e-8)
-        self.var.weight.copy_((target + torch.log(-torch.expm1(-target))).T)
+        self.var.weight.copy_(_inverse_softplus(target).T)
         self.var.bias.zero_()
 
     def forward(self, y: torch.Tensor) -> dist.Distribution:
         loc, var = self.params(y)
         return dist.Normal(loc, var.sqrt()).to_event(1)
 
-    def y_logits(self) -> torch.Tensor:
-        """Logits of p(y): uniform."""
-        return self.loc.weight.new_zeros(self.n_clusters)
 
-    def marginal(self) -> dist.Distribution:
-        eye = torch.eye(self.n_clusters, device=self.loc.weight.device)
-        return dist.MixtureSameFamily(dist.Categorical(logits=self.y_logits()), self(eye))
-
-
-class LearnedFullMixturePrior(nn.Module):
+class LearnedFullMixturePrior(_UniformLearnedPrior):
     """p(z | y) = N(mu(y), L(y) L(y)^T) with full covariances: mu affine in onehot(y) and each
     cluster's lower-triangular factor L_k learned (its diagonal through softplus, plus
     ``sqrt(min_var)``), p(y) uniform over ``n_clusters`` values. A relaxed (soft) y mixes the
@@ -119,33 +129,37 @@ class LearnedFullMixturePrior(nn.Module):
         diagonal = F.softplus(self.raw_tril.diagonal(dim1=-2, dim2=-1)) + self.min_var**0.5
         return self.raw_tril.tril(-1) + torch.diag_embed(diagonal)
 
+    def params(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and lower-triangular factor of p(z | y) for a one-hot (or relaxed) y."""
+        return self.loc(y), torch.einsum("...k,kij->...ij", y, self.scale_trils())
+
     @torch.no_grad()
-    def set_components(self, means: torch.Tensor, covariances: torch.Tensor) -> None:
+    def set_components(self, means, covariances) -> None:
         """Set cluster k's mean to ``means[k]`` (K, D) and its covariance to ``covariances[k]``:
-        (K, D, D), or (K, D) for diagonal ones."""
+        (K, D, D) positive definite, or (K, D) positive variances."""
+        K, D = self.n_clusters, self.latent_dim
+        means = torch.as_tensor(means, dtype=self.loc.weight.dtype)
         covariances = torch.as_tensor(covariances, dtype=torch.float64)
         if covariances.shape == means.shape:
             covariances = torch.diag_embed(covariances)
-        eye = torch.eye(self.latent_dim, dtype=torch.float64, device=covariances.device)
-        tril = torch.linalg.cholesky(covariances + 1e-6 * eye)
+        if means.shape != (K, D) or covariances.shape != (K, D, D):
+            raise ValueError(
+                f"expected means ({K}, {D}) and covariances ({K}, {D}, {D}) or ({K}, {D}); got "
+                f"{tuple(means.shape)} and {tuple(covariances.shape)}"
+            )
+        eye = torch.eye(D, dtype=torch.float64, device=covariances.device)
+        tril, info = torch.linalg.cholesky_ex(covariances + 1e-6 * eye)
+        if (info != 0).any() or not torch.isfinite(means).all():
+            raise ValueError("covariances must be positive definite and means finite")
         # inverse softplus of the diagonal, so that scale_trils() gives back tril
         target = (tril.diagonal(dim1=-2, dim2=-1) - self.min_var**0.5).clamp_min(1e-8)
-        raw = tril.tril(-1) + torch.diag_embed(target + torch.log(-torch.expm1(-target)))
-        self.raw_tril.copy_(raw.to(self.raw_tril))
+        self.raw_tril.copy_(tril.tril(-1) + torch.diag_embed(_inverse_softplus(target)))
         self.loc.weight.copy_(means.T)
         self.loc.bias.zero_()
 
     def forward(self, y: torch.Tensor) -> dist.Distribution:
-        scale_tril = torch.einsum("...k,kij->...ij", y, self.scale_trils())
-        return dist.MultivariateNormal(self.loc(y), scale_tril=scale_tril)
-
-    def y_logits(self) -> torch.Tensor:
-        """Logits of p(y): uniform."""
-        return self.loc.weight.new_zeros(self.n_clusters)
-
-    def marginal(self) -> dist.Distribution:
-        eye = torch.eye(self.n_clusters, device=self.loc.weight.device)
-        return dist.MixtureSameFamily(dist.Categorical(logits=self.y_logits()), self(eye))
+        loc, scale_tril = self.params(y)
+        return dist.MultivariateNormal(loc, scale_tril=scale_tril)
 
 
 class FixedMixturePrior(nn.Module):
