@@ -34,8 +34,7 @@ def _prior(D, covariance_type="full", alpha=1.0, beta=0.7, nu=None, seed=0):
 
 
 def _stats(z, assignments, K, covariance_type):
-    feats = cj.features(z, covariance_type)
-    return cj.statistics(feats, assignments, K, z.shape[1], covariance_type == "full")
+    return cj.statistics(z, assignments, K, covariance_type == "full")
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
@@ -63,6 +62,34 @@ def test_posterior_matches_textbook_normal_wishart(covariance_type):
         assert float(post.mean_precision[0, k]) == pytest.approx(beta0 + n)
         assert float(post.degrees_of_freedom[0, k]) == pytest.approx(nu0 + n)
         assert float(post.concentration[0, k]) == pytest.approx(prior.weight_concentration + n)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_statistics_of_several_chains_match_a_loop_over_clusters(covariance_type):
+    """Each chain's counts, sums and sums of squares (full: outer products; diag: squares)
+    equal a plain loop over its clusters, empty clusters (first, middle, last) included, and the
+    feature sums against the clusters' coefficients give the log-likelihood of the points."""
+    torch.manual_seed(0)
+    N, D, K = 50, 3, 5
+    z = torch.randn(N, D, dtype=f64) * 2 + 1
+    assignments = torch.stack(
+        [torch.randint(1, 4, (N,)), torch.randint(0, 3, (N,)), torch.full((N,), 4)]
+    )
+    counts, sums, squares = cj.statistics(z, assignments, K, covariance_type == "full")
+    for chain, labels in enumerate(assignments):
+        for k in range(K):
+            members = z[labels == k]
+            outer = members.T @ members
+            assert counts[chain, k] == len(members)
+            assert torch.allclose(sums[chain, k], members.sum(0), atol=1e-12)
+            expected = outer if covariance_type == "full" else outer.diagonal()
+            assert torch.allclose(squares[chain, k], expected, atol=1e-12)
+    params = cj.draw(cj.posterior(_prior(D, covariance_type), counts, sums, squares))
+    per_point = cj.log_joint_terms(cj.features(z, covariance_type).T, params)  # (C, K, N)
+    expected = per_point.gather(-2, assignments.unsqueeze(-2)).sum((-1, -2))
+    coefficients = cj.coefficients(params)
+    ours = (coefficients * cj.feature_sums(counts, sums, squares)).sum((-1, -2))
+    assert torch.allclose(ours, expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
@@ -205,11 +232,11 @@ def test_assignment_densities_use_float32_only_within_their_error_bound(covarian
     before = torch.get_float32_matmul_precision()
     try:
         torch.set_float32_matmul_precision("high")
-        assert next(gibbs_sweeps(feats, prior, params, 1)).log_probs.dtype == torch.float64
+        assert next(gibbs_sweeps(z, prior, params, 1)).log_probs.dtype == torch.float64
     finally:
         torch.set_float32_matmul_precision(before)
     # the sweep's log joint stays exact (float64) while its densities are float32
-    sweep = next(gibbs_sweeps(feats, prior, params, 1))
+    sweep = next(gibbs_sweeps(z, prior, params, 1))
     assert sweep.log_probs.dtype == torch.float32
     chosen = exact.gather(-2, sweep.assignments.unsqueeze(-2)).sum((-1, -2))
     expected = chosen + cj.log_prior(prior, params)
@@ -254,7 +281,7 @@ def test_sampler_matches_exact_enumeration_of_assignments(covariance_type):
         cj.posterior(prior, *_stats(z, torch.randint(K, (chains, N)), K, covariance_type))
     )
     counts: dict[tuple, int] = {}
-    for t, sweep in enumerate(gibbs_sweeps(cj.features(z, covariance_type), prior, start, 150)):
+    for t, sweep in enumerate(gibbs_sweeps(z, prior, start, 150)):
         if t < 30:
             continue
         for c in sweep.assignments.numpy():
@@ -273,7 +300,7 @@ def test_assignment_step_matches_pyro_infer_discrete():
     prior = _prior(D)
     z = torch.randn(6, D, dtype=f64) * 2
     params = cj.draw(cj.posterior(prior, *_stats(z, torch.randint(K, (1, 6)), K, "full")))
-    sweep = next(gibbs_sweeps(cj.features(z, "full"), prior, params, 1))
+    sweep = next(gibbs_sweeps(z, prior, params, 1))
     ours = sweep.log_probs.double().softmax(-2)[0].T  # p(c_n = k | z_n, params), (N, K)
 
     weights, means, cov = params.log_weights[0].exp(), params.means[0], params.covariances()[0]

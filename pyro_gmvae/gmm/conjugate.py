@@ -10,17 +10,19 @@ Model (K components, D dimensions)::
     c_n ~ Categorical(pi),  z_n | c_n ~ N(mu_{c_n}, Lambda_{c_n}^-1)
 
 Every function takes a leading batch of chains C and works on all K clusters at once: no Python
-loop over points or clusters. Densities use the expanded quadratic form
-``z^T Lambda z - 2 mu^T Lambda z + mu^T Lambda mu`` as one matrix product of the points' features
-``[1, z, upper-triangle of z z^T]`` (see :func:`features`) against each cluster's coefficients;
-the same features give the sufficient statistics. Everything runs in float64: float32 loses
-precision in the near-singular draws and in the expanded form (the sampler's assignment step uses
-float32 only where a bound on its rounding error allows, see
+loop over points (the statistics take one small Gram product per chain and cluster). Densities
+use the expanded quadratic form ``z^T Lambda z - 2 mu^T Lambda z + mu^T Lambda mu`` as one matrix
+product of the points' features ``[1, z, upper-triangle of z z^T]`` (see :func:`features`)
+against each cluster's coefficients; the sufficient statistics are each cluster's Gram matrix of
+``[1, z]`` (see :func:`statistics`). Everything runs in float64: float32 loses precision in the
+near-singular draws and in the expanded form (the sampler's assignment step uses float32 only
+where a bound on its rounding error allows, see
 :func:`~pyro_gmvae.gmm.sampler.assignment_log_probs`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -124,53 +126,52 @@ def features(z: torch.Tensor, covariance_type: str) -> torch.Tensor:
     """Per point ``[1, z, q(z)]`` with q(z) the upper triangle of z z^T (full) or z^2 (diag):
     shape (N, F). Both the densities and the sufficient statistics are linear in them."""
     if covariance_type == "full":
-        i, j = torch.triu_indices(z.shape[1], z.shape[1])
+        i, j, _ = _upper(z.shape[1])
         quadratic = z[:, i] * z[:, j]
     else:
         quadratic = z.square()
     return torch.cat([torch.ones_like(z[:, :1]), z, quadratic], 1)
 
 
-def _symmetric(upper: torch.Tensor, dim: int) -> torch.Tensor:
-    """(..., D(D+1)/2) upper-triangle entries -> (..., D, D) symmetric matrices."""
+@functools.cache  # called every sweep; the tensors returned are never written to
+def _upper(dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Row and column indices of the upper triangle of a (dim, dim) matrix, row by row, and
+    each entry's multiplicity in a symmetric quadratic form (1 on the diagonal, 2 above)."""
     i, j = torch.triu_indices(dim, dim)
-    out = upper.new_zeros(*upper.shape[:-1], dim, dim)
-    out[..., i, j] = upper
-    out[..., j, i] = upper
-    return out
-
-
-def feature_sums(feats: torch.Tensor, assignments: torch.Tensor, n_clusters: int) -> torch.Tensor:
-    """The sum of the features of each cluster's points, (C, K, F). ``feats`` (from
-    :func:`features`) is (N, F) or, repeated once per chain, (C * N, F); ``assignments`` is
-    (C, N)."""
-    C, N = assignments.shape
-    if feats.shape[0] != C * N:
-        feats = feats.repeat(C, 1)
-    offsets = torch.arange(C, device=assignments.device).unsqueeze(1) * n_clusters
-    flat = (assignments + offsets).reshape(-1)
-    sums = feats.new_zeros(C * n_clusters, feats.shape[1]).index_add_(0, flat, feats)
-    return sums.reshape(C, n_clusters, -1)
-
-
-def statistics_of(
-    sums: torch.Tensor, dim: int, full: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Counts (C, K), sums (C, K, D) and sums of squares (C, K, D, D), or (C, K, D) for
-    diagonal features, from the :func:`feature_sums` ``sums``; ``full`` says which features
-    they are."""
-    counts, first, second = sums[..., 0], sums[..., 1 : 1 + dim], sums[..., 1 + dim :]
-    if full:  # the upper triangle of the sum of z z^T
-        second = _symmetric(second, dim)
-    return counts, first, second
+    return i, j, torch.where(i == j, 1.0, 2.0).double()
 
 
 def statistics(
-    feats: torch.Tensor, assignments: torch.Tensor, n_clusters: int, dim: int, full: bool
+    z: torch.Tensor, assignments: torch.Tensor, n_clusters: int, full: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The sufficient statistics of each cluster's points (:func:`statistics_of` of
-    :func:`feature_sums`)."""
-    return statistics_of(feature_sums(feats, assignments, n_clusters), dim, full)
+    """Counts (C, K), sums (C, K, D) and sums of squares (C, K, D, D), or their diagonals
+    (C, K, D) where ``full`` is False, of each cluster's points ``z`` (N, D) for each chain's
+    ``assignments`` (C, N).
+
+    The points are sorted by (chain, cluster) and each group's Gram matrix of ``[1, z]`` gives
+    its count, sum and sum of outer products at once: this reads the (N, D) points rather than
+    scattering their (N, F) features, a sweep's largest memory traffic before."""
+    C, N = assignments.shape
+    D = z.shape[1]
+    offsets = torch.arange(C, device=assignments.device).unsqueeze(1) * n_clusters
+    keys = (assignments + offsets).reshape(-1)  # one group per (chain, cluster)
+    order = torch.argsort(keys)
+    points = torch.cat([torch.ones_like(z[:, :1]), z], 1)
+    grouped = points.index_select(0, order % N if C > 1 else order)
+    sizes = torch.bincount(keys, minlength=C * n_clusters).tolist()
+    gram = torch.stack([group.T @ group for group in grouped.split(sizes)])
+    gram = gram.reshape(C, n_clusters, D + 1, D + 1)
+    counts, sums, squares = gram[..., 0, 0], gram[..., 0, 1:], gram[..., 1:, 1:]
+    return counts, sums, squares if full else squares.diagonal(dim1=-2, dim2=-1)
+
+
+def feature_sums(counts: torch.Tensor, sums: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
+    """The sums of each cluster's :func:`features`, (C, K, F), from its :func:`statistics`:
+    ``coefficients * feature_sums`` summed over features is the cluster's log-likelihood."""
+    if squares.ndim == sums.ndim + 1:
+        i, j, _ = _upper(sums.shape[-1])
+        squares = squares[..., i, j]
+    return torch.cat([counts.unsqueeze(-1), sums, squares], -1)
 
 
 def posterior(
@@ -232,8 +233,8 @@ def coefficients(params: Parameters) -> torch.Tensor:
     D = mu.shape[-1]
     if params.full:
         lam_mu = (lam @ mu.unsqueeze(-1)).squeeze(-1)
-        i, j = torch.triu_indices(D, D)
-        quadratic = -0.5 * lam[..., i, j] * torch.where(i == j, 1.0, 2.0).to(lam)
+        i, j, multiplicity = _upper(D)
+        quadratic = -0.5 * lam[..., i, j] * multiplicity.to(lam)
     else:
         lam_mu = lam * mu
         quadratic = -0.5 * lam

@@ -236,9 +236,7 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
             raise NotFittedError("this GibbsGMM is not fitted yet: call fit")
 
     # ----------------------------------------------------------------------------- fitting
-    def _start(
-        self, Z: torch.Tensor, shift: torch.Tensor, feats: torch.Tensor, prior: cj.MixturePrior
-    ) -> cj.Parameters:
+    def _start(self, Z: torch.Tensor, shift: torch.Tensor, prior: cj.MixturePrior) -> cj.Parameters:
         """Each chain's first parameters, for the points ``Z`` centred by ``shift``: the previous
         fit's last (warm start; where they were in the data's space), or a draw given k-means
         (or random) assignments."""
@@ -268,7 +266,7 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
             ).long()
         else:
             assignments = torch.randint(K, (C, len(Z)))
-        stats = cj.statistics(feats, assignments, K, Z.shape[1], self.covariance_type == "full")
+        stats = cj.statistics(Z, assignments, K, self.covariance_type == "full")
         return cj.draw(cj.posterior(prior, *stats))
 
     def _initial_assignments(self, n_points: int | None) -> torch.Tensor:
@@ -295,14 +293,14 @@ class GibbsGMM(ClusterMixin, DensityMixin, BaseEstimator):
         # The sampler works on centred points: the expanded quadratic form loses less precision.
         shift = Z.mean(0)
         centred = replace(prior, mean=prior.mean - shift)
-        feats = cj.features(Z - shift, self.covariance_type)
+        centred_points = Z - shift
         history, kept, reference = [], [], None
         with local_seed(self.seed), warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)  # KMeans' notices
-            params = self._start(Z - shift, shift, feats, centred)
+            params = self._start(centred_points, shift, centred)
             start = time.perf_counter()
             sweeps = gibbs_sweeps(
-                feats, centred, params, self.n_sweeps, float32=self.precision == "auto"
+                centred_points, centred, params, self.n_sweeps, float32=self.precision == "auto"
             )
             for t, sweep in enumerate(
                 progress(sweeps, self.n_sweeps, self._phase, self.progress_bar)

@@ -115,36 +115,33 @@ def assignment_log_probs(
 
 
 def gibbs_sweeps(
-    feats: torch.Tensor,
+    z: torch.Tensor,
     prior: cj.MixturePrior,
     params: cj.Parameters,
     n_sweeps: int,
     float32: bool = True,
 ) -> Iterator[Sweep]:
-    """Blocked Gibbs sampling of (c, pi, mu, Lambda) from ``params`` (one per chain): each sweep
-    draws every assignment given the parameters, then the parameters given the assignments from
-    their conjugate posterior. An empty cluster's parameters are drawn from the prior.
-    ``feats`` are the points' :func:`~pyro_gmvae.gmm.conjugate.features`; ``float32`` allows
-    float32 densities where :func:`assignment_log_probs` finds them precise enough."""
-    C, K, D = params.means.shape
-    full = params.full
-    feats_t = feats.T  # float64, read only where float32 is not precise enough
+    """Blocked Gibbs sampling of (c, pi, mu, Lambda) from ``params`` (one per chain) given the
+    points ``z`` (N, D), float64: each sweep draws every assignment given the parameters, then
+    the parameters given the assignments from their conjugate posterior. An empty cluster's
+    parameters are drawn from the prior. ``float32`` allows float32 densities where
+    :func:`assignment_log_probs` finds them precise enough."""
+    full, K = params.full, params.means.shape[-2]
+    feats_t = cj.features(z, "full" if full else "diag").T  # float64, for imprecise float32
     feats32_t = feats_t.float().contiguous() if float32 and ieee_float32_products() else None
-    radius = float(feats[:, 1 : 1 + D].norm(dim=1).max())  # the features hold [1, z, ...]
-    # the statistics' index_add reads one row per (chain, point)
-    feats_chains = feats if C == 1 else feats.repeat(C, 1)
+    radius = float(z.norm(dim=1).max())
     log_normaliser = prior.log_normaliser(K)
     for _ in range(n_sweeps):
         coefficients = cj.coefficients(params)
         log_probs = assignment_log_probs(params, coefficients, feats_t, feats32_t, radius)
         assignments = sample_assignments(log_probs)
-        sums = cj.feature_sums(feats_chains, assignments, K)
+        stats = cj.statistics(z, assignments, K, full)
         # log p(Z | c, params) in float64 whatever the densities' precision: the densities are
         # linear in the features, so it is each cluster's coefficients against its points' sums
-        log_lik = (coefficients * sums).sum((-1, -2))
+        log_lik = (coefficients * cj.feature_sums(*stats)).sum((-1, -2))
         log_joint = log_lik + cj.log_prior(prior, params, log_normaliser)
         yield Sweep(params, assignments, log_probs, log_joint)
-        params = cj.draw(cj.posterior(prior, *cj.statistics_of(sums, D, full)))
+        params = cj.draw(cj.posterior(prior, *stats))
 
 
 def match_labels(
