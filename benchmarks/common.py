@@ -84,8 +84,8 @@ def mnist_parser(doc: str) -> argparse.ArgumentParser:
 
 
 def summarise(runs: list[dict], names: list[str], keys: tuple[str, ...]) -> dict:
-    """Per method (in ``names``' order, those with runs): the mean, population sd and maximum
-    of each of ``keys`` over its runs, and the number of runs (``seeds``)."""
+    """Per method (in ``names``' order, those with runs): the mean, population sd, minimum and
+    maximum of each of ``keys`` over its runs, and the number of runs (``seeds``)."""
     out = {}
     for name in names:
         rows = [r for r in runs if r["method"] == name]
@@ -94,6 +94,7 @@ def summarise(runs: list[dict], names: list[str], keys: tuple[str, ...]) -> dict
                 k: {
                     "mean": statistics.fmean(r[k] for r in rows),
                     "sd": statistics.pstdev(r[k] for r in rows),
+                    "min": min(r[k] for r in rows),
                     "max": max(r[k] for r in rows),
                 }
                 for k in keys

@@ -27,6 +27,7 @@ from .components.priors import PRIORS
 from .data import DATASETS, NOT_IMAGES, Dataset, load_dataset
 from .estimators import AE, GMVAE, VAE, VAEGMM, DilokthanakulGMVAE, LatentEstimator
 from .metrics import clustering_scores
+from .pretrain import EMBEDDINGS
 from .timeseries.cli import add_parser as add_ar_parser
 
 MODELS = {cls.__name__: cls for cls in (GMVAE, VAE, AE, VAEGMM, DilokthanakulGMVAE)}
@@ -239,12 +240,18 @@ def _model(args: argparse.Namespace, epochs: int | None) -> LatentEstimator:
         if args.model == DILOKTHANAKUL:  # nor pre-training
             refused.update(mutual, **{"--z-guide": args.z_guide, "--init": args.init})
             refused["--pretrain-epochs"] = args.pretrain_epochs
+            refused["--pretrain-embedding"] = args.pretrain_embedding
             if args.objective == "elbo":  # the threshold belongs to the paper's objective
                 _refuse({"--threshold": args.threshold}, "--objective elbo (no threshold)")
             own, extra = DILOKTHANAKUL_OPTIONS, {}
             why = "--model dilokthanakul (its prior is p(z | w, y) from prior networks)"
         else:
-            own = {**MUTUAL_OPTIONS, "init": "init", "pretrain_epochs": "pretrain_epochs"}
+            own = {
+                **MUTUAL_OPTIONS,
+                "init": "init",
+                "pretrain_epochs": "pretrain_epochs",
+                "pretrain_embedding": "pretrain_embedding",
+            }
             extra = {"z_guide": _given(args.z_guide, _default("z_guide", cls))}
             why = "--model vae-gmm (its prior is the GMM's mixture)"
         _refuse(refused, why)
@@ -267,6 +274,7 @@ def _model(args: argparse.Namespace, epochs: int | None) -> LatentEstimator:
     if autoencoder:
         refused.update({"--z-guide": args.z_guide, "--init": args.init})
         refused["--pretrain-epochs"] = args.pretrain_epochs
+        refused["--pretrain-embedding"] = args.pretrain_embedding
     what = "the autoencoder" if autoencoder else "a VAE, no y"
     _refuse(refused, f"--prior {prior} ({what})")
     options.update(
@@ -279,6 +287,8 @@ def _model(args: argparse.Namespace, epochs: int | None) -> LatentEstimator:
         init=_given(args.init, _default("init")),
         pretrain_epochs=_given(args.pretrain_epochs, _default("pretrain_epochs")),
     )
+    if args.pretrain_embedding is not None:  # each model has its own default
+        options["pretrain_embedding"] = args.pretrain_embedding
     discrete = (_given(args.discrete, _default("discrete"))) if has_y else None
     combo = catalogue.Combination(prior, discrete, _given(args.z_guide, _default("z_guide")))
     return combo.build(_given(args.clusters, _default("n_clusters")), **options)
@@ -500,8 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--init",
         choices=["auto", "pretrain", "random"],
         default=None,
-        help="start from an autoencoder + t-SNE + GMM clustering that places the mixture's "
-        "components, or at random; auto (the default) pre-trains the learned mixtures; "
+        help="start from an autoencoder + 2-D embedding + GMM clustering that places the "
+        "mixture's components, or at random; auto (the default) pre-trains the learned mixtures; "
         f"vae-gmm: pretrain or random (default {_default('init', VAEGMM)})",
     )
     t.add_argument(
@@ -509,6 +519,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help=f"autoencoder epochs of pre-training (default: {_default('pretrain_epochs')})",
+    )
+    t.add_argument(
+        "--pretrain-embedding",
+        choices=list(EMBEDDINGS),
+        default=None,
+        help="the 2-D embedding pre-training clusters the codes in (default: "
+        f"{_default('pretrain_embedding')} for the GMVAE, "
+        f"{_default('pretrain_embedding', VAEGMM)} for vae-gmm, "
+        f"{_default('pretrain_embedding', VAE)} for the VaDE prior)",
     )
     g = t.add_argument_group("--model vae-gmm")
     g.add_argument("--rounds", type=int, default=None, help="rounds of VAE and Gibbs fitting")

@@ -22,49 +22,31 @@ def load(name):
 
 def test_gmvae_mnist_test_benchmark_tiny(mnist_dir, tmp_path):
     bench = load("gmvae_mnist_test")
-    out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
-    result = bench.main(
-        [
-            "--n",
-            "200",
-            "--epochs-enumerate",
-            "1",
-            "--epochs-relaxed",
-            "1",
-            "--seeds",
-            "0",
-            "1",
-            "--speed-steps",
-            "3",
-            "--mnist",
-            str(mnist_dir),
-            "--pretrain-epochs",
-            "1",
-            "--random-init-seeds",
-            "0",
-            "--json",
-            str(out_json),
-            "--markdown",
-            str(out_md),
-        ]
-    )
-    saved = json.loads(out_json.read_text())
-    assert saved["n"] == 200 and len(saved["runs"]) == 6
-    assert set(saved["summary"]) == {
-        f"GMVAE {mode}, z={z}, init={init}, lr={lr}"
-        for mode in ("enumerate", "relaxed")
-        for z, init, lr in ((10, "pretrain", "0.0001"), (64, "random", "0.001"))
-    }
-    for summary in saved["summary"].values():
-        assert 0 < summary["acc"]["mean"] <= 1 and summary["images_per_s"]["mean"] > 0
+    paths = {name: tmp_path / f"r.{name}" for name in ("json", "markdown", "cache")}
+    argv = ["--n", "200", "--epochs", "2", "--pretrain-epochs", "1", "--hidden", "32",
+            "--seeds", "0", "1", "--ablation-seeds", "0", "--iw-samples", "4",
+            "--speed-steps", "3", "--mnist", str(mnist_dir)]  # fmt: skip
+    for name, path in paths.items():
+        argv += [f"--{name}", str(path)]
+    bench.main(argv)
+    saved = json.loads(paths["json"].read_text())
+    assert saved["n"] == 200 and saved["n_train"] == 180 and saved["n_held_out"] == 20
+    # the defaults' row first (GMVAE() with no arguments), over both seeds; each ablation once
+    assert next(iter(bench.CONFIGURATIONS.items())) == ("GMVAE() defaults", {})
+    assert list(saved["summary"]) == list(bench.CONFIGURATIONS)
+    assert saved["summary"]["GMVAE() defaults"]["seeds"] == [0, 1]
+    assert len(saved["runs"]) == 2 + len(bench.CONFIGURATIONS) - 1
+    for run in saved["runs"]:
+        assert 0 < run["acc"] <= 1 and run["iw_log_px"] < 0 and run["epochs"] == 2
+        assert len(run["monitored_acc"]) == 2 and run["seconds_per_epoch"] > 0
+    table = paths["markdown"].read_text()
+    assert table.index("GMVAE() defaults") < table.index("diagonal prior")
     assert saved["speed"]["ratio"] > 0
-    table = out_md.read_text()
-    assert (
-        "GMVAE enumerate, z=10, init=pretrain, lr=0.0001" in table
-        and "k-means" in table
-        and "plain PyTorch" in table
-    )
-    assert result["kmeans"]["acc"] > 0
+    # a second call fits nothing again: every row comes from the cache
+    lines = paths["cache"].read_text().splitlines()
+    bench.main(argv + ["--only", "quality"])
+    assert paths["cache"].read_text().splitlines() == lines
+    assert "k-means" in table and "plain PyTorch" in table and saved["kmeans"]["acc"] > 0
 
 
 def test_priors_guides_benchmark_tiny_in_shards(mnist_dir, tmp_path):

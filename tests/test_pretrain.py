@@ -15,7 +15,7 @@ from pyro_gmvae.components import (
     MixturePrior,
     VampPrior,
 )
-from pyro_gmvae.pretrain import cluster_codes, component_moments
+from pyro_gmvae.pretrain import cluster_codes, component_moments, embed_codes
 
 
 def test_set_components_gives_back_the_means_and_variances():
@@ -94,17 +94,36 @@ def test_component_moments_full_covariances():
     torch.testing.assert_close(covariances.diagonal(dim1=-2, dim2=-1), variances + 1e-4)
 
 
-def test_cluster_codes_recovers_well_separated_groups():
+@pytest.mark.parametrize("embedding", ["umap", "tsne"])
+def test_cluster_codes_recovers_well_separated_groups(embedding):
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 10, (3, 5))
     labels = np.repeat(np.arange(3), 60)
     codes = centres[labels] + rng.normal(0, 0.5, (180, 5))
-    resp = cluster_codes(codes, 3, seed=0)
+    resp = cluster_codes(codes, 3, seed=0, embedding=embedding)
     np.testing.assert_allclose(resp.sum(1), 1.0, atol=1e-6)
     assert clustering_scores(labels, resp.argmax(1))["acc"] == 1.0
-    # above max_points, the rest take their nearest embedded neighbour's assignment
-    resp_sub = cluster_codes(codes, 3, seed=0, max_points=90)
+    # above max_points, the rest are placed by UMAP's transform or t-SNE's nearest neighbour
+    resp_sub = cluster_codes(codes, 3, seed=0, embedding=embedding, max_points=90)
     assert clustering_scores(labels, resp_sub.argmax(1))["acc"] == 1.0
+
+
+def test_umap_clustering_is_seeded():
+    """The same seed gives the same embedding and responsibilities; another seed another
+    embedding."""
+    rng = np.random.default_rng(1)
+    codes = rng.normal(size=(150, 4)) + np.repeat(rng.normal(0, 4, (3, 4)), 50, axis=0)
+    embedded, _ = embed_codes(codes, "umap", seed=3)
+    np.testing.assert_array_equal(embedded, embed_codes(codes, "umap", seed=3)[0])
+    assert not np.allclose(embedded, embed_codes(codes, "umap", seed=4)[0])
+    np.testing.assert_array_equal(cluster_codes(codes, 3, seed=3), cluster_codes(codes, 3, seed=3))
+
+
+def test_unknown_embedding_is_refused():
+    with pytest.raises(ValueError, match="pretrain_embedding must be one of"):
+        GMVAE(pretrain_embedding="pca").fit(np.random.default_rng(0).random((30, 4)))
+    with pytest.raises(ValueError, match="pretrain_embedding must be one of"):
+        cluster_codes(np.zeros((10, 2)), 2, seed=0, embedding="PCA")
 
 
 def test_pretrained_fit_beats_a_random_start_on_digits():
@@ -251,7 +270,7 @@ def test_pretraining_sets_each_cluster_to_the_moments_of_its_codes(digits_small,
 def test_a_gmvae_with_the_full_mixture_prior_fits_saves_and_loads(digits_small, tmp_path):
     """The named full-covariance prior through the estimator, pre-trained by default, saved and
     loaded by name with the same scores."""
-    model = GMVAE(prior="learned-full-mixture", **tiny_kwargs(n_clusters=3, latent_dim=4))
+    model = GMVAE(**tiny_kwargs(prior="learned-full-mixture", n_clusters=3, latent_dim=4))
     model.set_params(init="auto", pretrain_epochs=2)
     assert model.resolved_init() == "pretrain"  # "auto" places the named full mixture
     model.fit(digits_small.X)

@@ -26,6 +26,7 @@ from ..components.likelihoods import BernoulliLikelihood
 from ..components.priors import PRIORS, make_prior
 from ..data import as_data_tensor
 from ..models import importance_log_likelihood
+from ..pretrain import check_embedding
 from ..training import (
     DiscreteScheduleCallback,
     EpochMetricsCallback,
@@ -195,6 +196,7 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
         if self.init not in ("auto", "pretrain", "random"):
             raise ValueError(f"init must be 'auto', 'pretrain' or 'random', got {self.init!r}")
         check_positive_int("pretrain_epochs", self.pretrain_epochs)
+        check_embedding(self.pretrain_embedding)
         if self.init == "pretrain" and not self._placeable():
             name = repr(self.prior) if isinstance(self.prior, str) else type(self.prior).__name__
             raise ValueError(
@@ -311,6 +313,7 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
             lr=1e-3,
             binarize=self.binarize,
             autoencoder_epochs=self.pretrain_epochs,
+            embedding=self.pretrain_embedding,
             **self._devices(),
         )
 

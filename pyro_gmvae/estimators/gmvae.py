@@ -27,20 +27,23 @@ class GMVAE(ClusteringEstimator):
     discrete : how y is treated: ``"enumerate"`` (exact sum over y), ``"relaxed"``
         (Gumbel-softmax), ``"straight-through"`` (hard Gumbel-softmax), ``"score-function"``
         (REINFORCE), or a ``DiscreteStrategy`` instance (copied).
-    prior : the prior on z given y: ``"learned-mixture"`` (one learned Gaussian per cluster,
-        diagonal covariances), ``"learned-full-mixture"`` (full covariances),
+    prior : the prior on z given y: ``"learned-full-mixture"`` (default: one learned Gaussian
+        per cluster, full covariances), ``"learned-mixture"`` (diagonal covariances),
         ``"fixed-mixture"`` (well-separated means drawn from the seed, not trained), or a module
         (copied; e.g. ``FixedMixturePrior(means, variances, weights)``).
     z_guide : ``"diagonal"``, ``"low-rank"``, ``"full"``, ``"flow"`` or a guide factory.
     temperature, min_temperature, decay_rate : Gumbel-softmax annealing for relaxed modes,
         ``max(temperature * exp(-decay_rate * epoch), min_temperature)``.
-    init : ``"pretrain"`` starts from an autoencoder + t-SNE + Gaussian-mixture clustering of
+    init : ``"pretrain"`` starts from an autoencoder + UMAP + Gaussian-mixture clustering of
         the codes (see :mod:`pyro_gmvae.pretrain`); ``"random"`` from random weights, as the
         reference implementations do; ``"auto"`` (default) pre-trains the named learned
         mixture and starts every other prior as it is (a module passed in keeps its
         components; ``init="pretrain"`` places them, with ``set_components``).
     pretrain_epochs : epochs of autoencoder pre-training (q(y|x) is then fitted to the
         mixture's responsibilities for a third as many epochs, at least 1).
+    pretrain_embedding : the 2-D embedding pre-training clusters the codes in: ``"umap"``
+        (default; on MNIST-test's codes, five seeds, ACC 0.949-0.959 against t-SNE's
+        0.937-0.949, in a tenth of the time after numba's first compile) or ``"tsne"``.
     """
         + COMMON_DOC
         + """
@@ -58,7 +61,7 @@ class GMVAE(ClusteringEstimator):
         latent_dim: int = 64,
         hidden_dims: Sequence[int] = (512, 512),
         discrete: Any = "enumerate",
-        prior: str | torch.nn.Module = "learned-mixture",
+        prior: str | torch.nn.Module = "learned-full-mixture",
         z_guide: Any = "diagonal",
         temperature: float = SCHEDULE_DEFAULTS[0],
         min_temperature: float = SCHEDULE_DEFAULTS[1],
@@ -70,6 +73,7 @@ class GMVAE(ClusteringEstimator):
         binarize: bool = False,
         init: str = "auto",
         pretrain_epochs: int = 15,
+        pretrain_embedding: str = "umap",
         seed: int = 0,
         accelerator: str = "auto",
         devices: Any = 1,
@@ -86,6 +90,7 @@ class GMVAE(ClusteringEstimator):
         self.decay_rate = decay_rate
         self.init = init
         self.pretrain_epochs = pretrain_epochs
+        self.pretrain_embedding = pretrain_embedding
         super().__init__(**base_params(locals()))
 
     def _check_params(self) -> None:

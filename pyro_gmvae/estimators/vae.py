@@ -35,6 +35,8 @@ class VAE(LatentEstimator):
         :func:`pyro_gmvae.pretrain.pretrain_mixture_prior`) and starts every other prior as it is
         (a module passed in keeps its components); ``"pretrain"`` or ``"random"`` choose.
     pretrain_epochs : epochs of autoencoder pre-training.
+    pretrain_embedding : ``"tsne"`` (default: what this model's benchmarks measured) or
+        ``"umap"``, see :func:`pyro_gmvae.pretrain.cluster_codes`.
     """
         + COMMON_DOC
     )
@@ -55,6 +57,7 @@ class VAE(LatentEstimator):
         binarize: bool = False,
         init: str = "auto",
         pretrain_epochs: int = 15,
+        pretrain_embedding: str = "tsne",
         seed: int = 0,
         accelerator: str = "auto",
         devices: Any = 1,
@@ -67,6 +70,7 @@ class VAE(LatentEstimator):
         self.z_guide = z_guide
         self.init = init
         self.pretrain_epochs = pretrain_epochs
+        self.pretrain_embedding = pretrain_embedding
         super().__init__(**base_params(locals()))
 
     def _check_params(self) -> None:
