@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument(
         "--ablation-seeds",
         type=int,
-        nargs="+",
+        nargs="*",
         default=[0, 1],
         help="seeds of the rows after the defaults (the defaults take --seeds)",
     )
