@@ -64,21 +64,37 @@ def check_embedding(embedding: Any) -> None:
         raise ValueError(f"pretrain_embedding must be one of {EMBEDDINGS}, got {embedding!r}")
 
 
-def embed_codes(codes: np.ndarray, embedding: str, seed: int) -> tuple[np.ndarray, Callable | None]:
-    """A 2-D embedding of ``codes`` (N, D): ``"umap"`` (n_neighbors 20, min_dist 0: the N2D
-    recipe, McConville et al. 2019) returns the embedding and the fitted reducer's ``transform``
-    for further points; ``"tsne"`` (perplexity 30, PCA start) returns the embedding and None
-    (t-SNE cannot place new points)."""
+MIN_POINTS = 4  # below this, neither embedding can be fitted (UMAP's spectral start needs 4)
+
+
+def embed_codes(
+    codes: np.ndarray, embedding: str, seed: int
+) -> tuple[np.ndarray, Callable | None]:
+    """A 2-D embedding of ``codes`` (N, D): ``"umap"`` (20 neighbours, min_dist 0, as in N2D,
+    McConville et al. 2019, which embeds in K dimensions: 2 clustered MNIST-test's codes as well
+    or better here) returns the embedding and the fitted reducer's ``transform`` for further
+    points; ``"tsne"`` (perplexity 30, PCA start) returns the embedding and None (t-SNE cannot
+    place new points)."""
+    if len(codes) < MIN_POINTS:
+        raise ValueError(
+            f"pre-training embeds the codes of at least {MIN_POINTS} points, got {len(codes)}: "
+            "pass init='random'"
+        )
     with warnings.catch_warnings():  # umap's notices (a seed runs it on one thread; numba's)
         warnings.simplefilter("ignore")
         if embedding == "umap":
+            import numba
             import umap  # imported here: numba's import costs seconds, and only this needs it
 
             neighbours = int(min(20, len(codes) - 1))
             reducer = umap.UMAP(
                 n_components=2, n_neighbors=neighbours, min_dist=0.0, random_state=seed
             )
-            return reducer.fit_transform(codes), reducer.transform
+            threads = numba.get_num_threads()
+            try:  # a seeded UMAP sets numba to one thread and restores it only on success
+                return reducer.fit_transform(codes), reducer.transform
+            finally:
+                numba.set_num_threads(threads)
         perplexity = float(min(30, max(2, (len(codes) - 1) // 3)))
         tsne = TSNE(2, perplexity=perplexity, init="pca", random_state=seed)
         return tsne.fit_transform(codes), None
@@ -104,7 +120,8 @@ def cluster_codes(
     """
     check_embedding(embedding)
     rng = np.random.default_rng(seed)
-    idx = rng.permutation(len(codes))[:max_points]
+    order = rng.permutation(len(codes))
+    idx, rest = order[:max_points], order[max_points:]
     if verbose:
         print(
             f"pre-training: {'UMAP' if embedding == 'umap' else 't-SNE'} and a Gaussian mixture "
@@ -115,17 +132,20 @@ def cluster_codes(
     emb, place = embed_codes(codes[idx], embedding, seed)
     starts = 20 if embedding == "umap" else 3
     gmm = GaussianMixture(n_clusters, covariance_type="full", n_init=starts, random_state=seed)
-    gmm.fit(emb)
-    if len(idx) == len(codes):
-        resp = np.empty((len(codes), n_clusters))
-        resp[idx] = gmm.predict_proba(emb)
+    resp = np.empty((len(codes), n_clusters))
+    resp[idx] = gmm.fit(emb).predict_proba(emb)
+    if len(rest) == 0:
         return resp
     if place is not None:
-        return gmm.predict_proba(place(codes))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            resp[rest] = gmm.predict_proba(place(codes[rest]))
+        return resp
     from sklearn.neighbors import NearestNeighbors
 
-    nearest = NearestNeighbors(n_neighbors=1).fit(codes[idx]).kneighbors(codes)[1][:, 0]
-    return gmm.predict_proba(emb)[nearest]
+    nearest = NearestNeighbors(n_neighbors=1).fit(codes[idx]).kneighbors(codes[rest])[1][:, 0]
+    resp[rest] = resp[idx][nearest]
+    return resp
 
 
 def train_autoencoder(

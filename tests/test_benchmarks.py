@@ -49,6 +49,25 @@ def test_gmvae_mnist_test_benchmark_tiny(mnist_dir, tmp_path):
     assert "k-means" in table and "plain PyTorch" in table and saved["kmeans"]["acc"] > 0
 
 
+def test_gmvae_benchmark_times_to_an_acc_mark_and_their_median():
+    """The first epoch whose monitored ACC reaches the mark, after pre-training; the table's
+    median is over the seeds that reached it."""
+    bench = load("gmvae_mnist_test")
+    assert bench.time_to([0.80, 0.92, 0.96], 0.90, before=10.0, per_epoch=5.0) == 20.0
+    assert bench.time_to([0.80, 0.92, 0.96], 0.95, before=10.0, per_epoch=5.0) == 25.0
+    assert bench.time_to([0.80, 0.92], 0.95, before=10.0, per_epoch=5.0) is None
+    stats = {key: 1.0 for key in bench.STATS}
+    runs = [
+        {"method": "GMVAE() defaults", "seed": s, **stats, "seconds_to_0.90": t90,
+         "seconds_to_0.95": t95}
+        for s, (t90, t95) in enumerate([(20.0, None), (40.0, 100.0), (30.0, 60.0)])
+    ]  # fmt: skip
+    summary = bench.summarise(runs)["GMVAE() defaults"]
+    assert summary["to_0.90"] == {"median": 30.0, "reached": 3}
+    assert summary["to_0.95"] == {"median": 80.0, "reached": 2}
+    assert summary["seeds"] == [0, 1, 2]
+
+
 def test_priors_guides_benchmark_tiny_in_shards(mnist_dir, tmp_path):
     """Two shards fill the run cache; the final call reruns nothing and publishes the table."""
     bench = load("priors_guides")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import tiny_kwargs
 
-from pyro_gmvae import GMVAE, VAE, clustering_scores, load_digits
+from pyro_gmvae import GMVAE, VAE, VAEGMM, clustering_scores, load_digits
 from pyro_gmvae.components import (
     DiagonalNormalGuide,
     LearnedFullMixturePrior,
@@ -327,3 +327,40 @@ def test_a_users_guide_works_with_the_default_init(digits_small, tmp_path):
     with pytest.raises(ValueError, match="z-guide with reset_y_input\\(\\); BareGuide has none"):
         GMVAE(**{**kw, "z_guide": BareGuide}).fit(digits_small.X)
     GMVAE(**{**kw, "z_guide": BareGuide, "init": "random"}).fit(digits_small.X)
+
+
+SMALL = dict(latent_dim=4, hidden_dims=(32,), progress_bar=False)
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda **kw: GMVAE(**tiny_kwargs(init="pretrain", **kw)), "umap"),
+        (lambda **kw: VAE(prior="mixture-marginal", n_components=3, **SMALL, **kw), "tsne"),
+        (
+            lambda **kw: VAEGMM(3, n_rounds=1, gibbs_sweeps=4, gibbs_burn_in=2, **SMALL, **kw),
+            "tsne",
+        ),
+    ],
+)
+def test_each_model_passes_its_embedding_to_pre_training(make, expected, digits_small, monkeypatch):
+    """The default embedding of each model, and one given, reach the clustering of the codes."""
+    import pyro_gmvae.pretrain as pretrain_module
+
+    seen = []
+
+    def record(codes, n_clusters, seed, embedding, **kwargs):
+        seen.append(embedding)
+        return np.eye(n_clusters)[np.arange(len(codes)) % n_clusters]
+
+    monkeypatch.setattr(pretrain_module, "cluster_codes", record)
+    X = digits_small.X[:120]
+    make(epochs=1, pretrain_epochs=1).fit(X)
+    other = "tsne" if expected == "umap" else "umap"
+    make(epochs=1, pretrain_epochs=1, pretrain_embedding=other).fit(X)
+    assert seen == [expected, other]
+
+
+def test_pre_training_refuses_fewer_than_four_points():
+    with pytest.raises(ValueError, match="at least 4 points"):
+        cluster_codes(np.zeros((3, 2)), 2, seed=0)

@@ -42,8 +42,9 @@ class GMVAE(ClusteringEstimator):
     pretrain_epochs : epochs of autoencoder pre-training (q(y|x) is then fitted to the
         mixture's responsibilities for a third as many epochs, at least 1).
     pretrain_embedding : the 2-D embedding pre-training clusters the codes in: ``"umap"``
-        (default; on MNIST-test's codes, five seeds, ACC 0.949-0.959 against t-SNE's
-        0.937-0.949, in a tenth of the time after numba's first compile) or ``"tsne"``.
+        (default; on MNIST-test's codes ACC 0.949-0.959 over seeds 0-4, against t-SNE's
+        0.937-0.949 over seeds 0-2, in a tenth of the time once numba has compiled it, which
+        takes 30-60 s in each new process) or ``"tsne"``.
     """
         + COMMON_DOC
         + """

@@ -137,8 +137,9 @@ def features(z: torch.Tensor, covariance_type: str) -> torch.Tensor:
 def _upper(dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Row and column indices of the upper triangle of a (dim, dim) matrix, row by row, and
     each entry's multiplicity in a symmetric quadratic form (1 on the diagonal, 2 above)."""
-    i, j = torch.triu_indices(dim, dim)
-    return i, j, torch.where(i == j, 1.0, 2.0).double()
+    with torch.inference_mode(False):  # a first call in inference mode must not taint the cache
+        i, j = torch.triu_indices(dim, dim)
+        return i, j, torch.where(i == j, 1.0, 2.0).double()
 
 
 def statistics(
@@ -155,7 +156,7 @@ def statistics(
     D = z.shape[1]
     offsets = torch.arange(C, device=assignments.device).unsqueeze(1) * n_clusters
     keys = (assignments + offsets).reshape(-1)  # one group per (chain, cluster)
-    order = torch.argsort(keys)
+    order = torch.argsort(keys, stable=True)  # a fixed order of summation within each group
     points = torch.cat([torch.ones_like(z[:, :1]), z], 1)
     grouped = points.index_select(0, order % N if C > 1 else order)
     sizes = torch.bincount(keys, minlength=C * n_clusters).tolist()
@@ -167,7 +168,8 @@ def statistics(
 
 def feature_sums(counts: torch.Tensor, sums: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
     """The sums of each cluster's :func:`features`, (C, K, F), from its :func:`statistics`:
-    ``coefficients * feature_sums`` summed over features is the cluster's log-likelihood."""
+    ``coefficients * feature_sums`` summed over features is the cluster's part of
+    log p(Z, c | params)."""
     if squares.ndim == sums.ndim + 1:
         i, j, _ = _upper(sums.shape[-1])
         squares = squares[..., i, j]

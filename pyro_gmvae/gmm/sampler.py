@@ -136,7 +136,7 @@ def gibbs_sweeps(
         log_probs = assignment_log_probs(params, coefficients, feats_t, feats32_t, radius)
         assignments = sample_assignments(log_probs)
         stats = cj.statistics(z, assignments, K, full)
-        # log p(Z | c, params) in float64 whatever the densities' precision: the densities are
+        # log p(Z, c | params) in float64 whatever the densities' precision: the densities are
         # linear in the features, so it is each cluster's coefficients against its points' sums
         log_lik = (coefficients * cj.feature_sums(*stats)).sum((-1, -2))
         log_joint = log_lik + cj.log_prior(prior, params, log_normaliser)
