@@ -67,9 +67,7 @@ def check_embedding(embedding: Any) -> None:
 MIN_POINTS = 4  # below this, neither embedding can be fitted (UMAP's spectral start needs 4)
 
 
-def embed_codes(
-    codes: np.ndarray, embedding: str, seed: int
-) -> tuple[np.ndarray, Callable | None]:
+def embed_codes(codes: np.ndarray, embedding: str, seed: int) -> tuple[np.ndarray, Callable | None]:
     """A 2-D embedding of ``codes`` (N, D): ``"umap"`` (20 neighbours, min_dist 0, as in N2D,
     McConville et al. 2019, which embeds in K dimensions: 2 clustered MNIST-test's codes as well
     or better here) returns the embedding and the fitted reducer's ``transform`` for further

@@ -142,22 +142,34 @@ def _upper(dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return i, j, torch.where(i == j, 1.0, 2.0).double()
 
 
+def with_ones(z: torch.Tensor) -> torch.Tensor:
+    """``[1, z]`` per point, (N, D + 1): what :func:`gram_statistics` reads."""
+    return torch.cat([torch.ones_like(z[:, :1]), z], 1)
+
+
 def statistics(
     z: torch.Tensor, assignments: torch.Tensor, n_clusters: int, full: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Counts (C, K), sums (C, K, D) and sums of squares (C, K, D, D), or their diagonals
     (C, K, D) where ``full`` is False, of each cluster's points ``z`` (N, D) for each chain's
-    ``assignments`` (C, N).
+    ``assignments`` (C, N): :func:`gram_statistics` of :func:`with_ones`."""
+    return gram_statistics(with_ones(z), assignments, n_clusters, full)
+
+
+def gram_statistics(
+    points: torch.Tensor, assignments: torch.Tensor, n_clusters: int, full: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`statistics` from the points with a leading one, ``points`` = ``[1, z]``
+    (N, D + 1), which a sampler builds once for all its sweeps.
 
     The points are sorted by (chain, cluster) and each group's Gram matrix of ``[1, z]`` gives
     its count, sum and sum of outer products at once: this reads the (N, D) points rather than
     scattering their (N, F) features, a sweep's largest memory traffic before."""
     C, N = assignments.shape
-    D = z.shape[1]
+    D = points.shape[1] - 1
     offsets = torch.arange(C, device=assignments.device).unsqueeze(1) * n_clusters
     keys = (assignments + offsets).reshape(-1)  # one group per (chain, cluster)
     order = torch.argsort(keys, stable=True)  # a fixed order of summation within each group
-    points = torch.cat([torch.ones_like(z[:, :1]), z], 1)
     grouped = points.index_select(0, order % N if C > 1 else order)
     sizes = torch.bincount(keys, minlength=C * n_clusters).tolist()
     gram = torch.stack([group.T @ group for group in grouped.split(sizes)])

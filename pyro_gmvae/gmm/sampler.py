@@ -130,12 +130,13 @@ def gibbs_sweeps(
     feats_t = cj.features(z, "full" if full else "diag").T  # float64, for imprecise float32
     feats32_t = feats_t.float().contiguous() if float32 and ieee_float32_products() else None
     radius = float(z.norm(dim=1).max())
+    points = cj.with_ones(z)  # what the statistics read, built once
     log_normaliser = prior.log_normaliser(K)
     for _ in range(n_sweeps):
         coefficients = cj.coefficients(params)
         log_probs = assignment_log_probs(params, coefficients, feats_t, feats32_t, radius)
         assignments = sample_assignments(log_probs)
-        stats = cj.statistics(z, assignments, K, full)
+        stats = cj.gram_statistics(points, assignments, K, full)
         # log p(Z, c | params) in float64 whatever the densities' precision: the densities are
         # linear in the features, so it is each cluster's coefficients against its points' sums
         log_lik = (coefficients * cj.feature_sums(*stats)).sum((-1, -2))
