@@ -46,6 +46,7 @@ from common import (  # noqa: E402
     shard_jobs,
 )
 from common import summarise as common_summarise  # noqa: E402
+from reference_gmvae import REFERENCE_ARGS, Reference  # noqa: E402
 from reference_torch import enumerated_loss  # noqa: E402
 
 from pyro_gmvae import GMVAE, clustering_scores, load_mnist_test  # noqa: E402
@@ -66,6 +67,10 @@ CONFIGURATIONS: dict[str, dict] = {
     "relaxed y (Gumbel-softmax)": {"discrete": "relaxed"},
     "no pre-training (init=random)": {"init": "random"},
 }
+REFERENCE = "reference (jariasf/GMVAE pytorch, its main.py defaults)"
+# the reference's configuration in this library: z = 64, 784-512-512, a diagonal learned p(z|y),
+# Gumbel-softmax annealed 1.0 -> 0.5, batch 64, Adam 1e-3, random start
+AS_REFERENCE = {"discrete": "relaxed", "prior": "learned-mixture", "init": "random"}
 
 
 def split(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -112,6 +117,81 @@ def fit_one(X, y, options: dict, seed: int, iw_samples: int) -> dict:
     }
 
 
+def fit_reference(reference: Reference, X, y, seed: int, epochs: int) -> dict:
+    """Train the reference on the same 9,000 images, validating after each epoch on the 2,000
+    training images this project's estimator would monitor with the same seed, and score its
+    q(y|x) as ``fit_one`` scores ours."""
+    train, test, _ = split(X)
+    y_train = y[train.numpy()]
+    monitor = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    monitor = monitor[:2000].sort()[0].numpy()
+    model, seconds, monitored = reference.fit(X[train], y_train, monitor, seed, epochs)
+    labels = reference.predict(model, X)
+    per_epoch = seconds / epochs
+    return {
+        **clustering_scores(y, labels),
+        "held_out_acc": clustering_scores(y[test.numpy()], labels[test.numpy()])["acc"],
+        "epochs": epochs,
+        "seconds": seconds,
+        "pretrain_seconds": 0.0,
+        "seconds_per_epoch": per_epoch,
+        "monitored_acc": monitored,
+        **{
+            f"seconds_to_{mark:.2f}": time_to(monitored, mark, 0.0, per_epoch) for mark in ACC_MARKS
+        },
+        "threads": torch.get_num_threads(),
+        "code_sha256": reference.code_sha256,
+    }
+
+
+def relaxed_speed(reference: Reference, X, y, epochs: int, rounds: int = 3) -> dict:
+    """Training images/s in the reference's configuration (``AS_REFERENCE``), this library's
+    whole ``fit`` (Pyro, Lightning and the per-epoch monitor included) against the reference's
+    ``train_epoch`` loop, alternating in rounds so that both see the same machine load; the
+    best round of each."""
+    train, _, _ = split(X)
+    X_train, y_train = X[train], y[train.numpy()]
+    ours, theirs = [], []
+    for round_ in range(rounds):
+        theirs.append(reference.images_per_second(X_train, y_train, epochs, seed=round_))
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            GMVAE(seed=round_, epochs=epochs, progress_bar=False, **AS_REFERENCE).fit(X_train)
+        ours.append(epochs * len(X_train) / (time.perf_counter() - start))
+    return {
+        "ours_images_per_s": max(ours),
+        "reference_images_per_s": max(theirs),
+        "ratio": max(ours) / max(theirs),
+        "epochs": epochs,
+        "rounds": rounds,
+        "n_train": len(X_train),
+    }
+
+
+def versus_reference(runs: list[dict]) -> dict | None:
+    """The wall-clock comparison: the reference's mean final ACC (all images, after its
+    epochs) and mean seconds, and the median over the defaults' seeds of the time this
+    library's fit took to a monitored ACC at least that high."""
+    ref = [r for r in runs if r["method"] == REFERENCE]
+    ours = [r for r in runs if r["method"] == list(CONFIGURATIONS)[0]]
+    if not ref or not ours:
+        return None
+    target = statistics.fmean(r["acc"] for r in ref)
+    seconds = statistics.fmean(r["seconds"] for r in ref)
+    reached = [time_to(r["monitored_acc"], target, r["pretrain_seconds"], r["seconds_per_epoch"])
+               for r in ours]  # fmt: skip
+    reached = [t for t in reached if t is not None]
+    median = statistics.median(reached) if reached else None
+    return {
+        "reference_acc": target,
+        "reference_seconds": seconds,
+        "ours_seconds_to_reference_acc": median,
+        "reached": len(reached),
+        "speed_up": seconds / median if median else None,
+    }
+
+
 def time_to(monitored: list[float], mark: float, before: float, per_epoch: float) -> float | None:
     """Seconds from the start of the fit to the end of the first epoch whose monitored ACC
     reaches ``mark`` (None if none does): the epochs take equally long."""
@@ -154,12 +234,14 @@ def throughput(X: torch.Tensor, steps: int, batch_size: int = 64, seed: int = 0)
 
 STATS = ("acc", "nmi", "ari", "held_out_acc", "elbo", "iw_log_px", "pretrain_seconds",
          "seconds_per_epoch")  # fmt: skip
+REFERENCE_STATS = ("acc", "nmi", "ari", "held_out_acc", "pretrain_seconds", "seconds_per_epoch")
 
 
 def summarise(runs: list[dict]) -> dict:
     """Per configuration, in the table's order: mean, population sd, min and max of each
     statistic, the seeds, and the median time to each ACC mark over the seeds that reached it."""
     out = common_summarise(runs, list(CONFIGURATIONS), STATS)
+    out.update(common_summarise(runs, [REFERENCE], REFERENCE_STATS))
     for name, summary in out.items():
         rows = [r for r in runs if r["method"] == name]
         summary["seeds"] = sorted(r["seed"] for r in rows)
@@ -199,13 +281,17 @@ def markdown(result: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in result["summary"].items():
-        options = CONFIGURATIONS[name]
-        what = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "no arguments"
+        if name == REFERENCE:
+            label, elbo, iw = f"{name}, {result['reference_epochs']} epochs", "-", "-"
+        else:
+            options = CONFIGURATIONS[name]
+            what = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "no arguments"
+            label, elbo, iw = f"{name} (`{what}`)", cell(s, "elbo", 1), cell(s, "iw_log_px", 1)
         lines.append(
-            f"| {name} (`{what}`) | {len(s['seeds'])} "
+            f"| {label} | {len(s['seeds'])} "
             f"| {cell(s, 'acc', 3)} ({s['acc']['min']:.3f}) | {cell(s, 'nmi', 3)} "
-            f"| {cell(s, 'ari', 3)} | {cell(s, 'held_out_acc', 3)} | {cell(s, 'elbo', 1)} "
-            f"| {cell(s, 'iw_log_px', 1)} | {s['pretrain_seconds']['mean']:.0f} "
+            f"| {cell(s, 'ari', 3)} | {cell(s, 'held_out_acc', 3)} | {elbo} | {iw} "
+            f"| {s['pretrain_seconds']['mean']:.0f} "
             f"| {s['seconds_per_epoch']['mean']:.1f} | {reach(s, 0.90)} | {reach(s, 0.95)} |"
         )
     km = result["kmeans"]
@@ -213,6 +299,32 @@ def markdown(result: dict) -> str:
         f"| k-means on pixels (all {result['n']}) | 1 | {km['acc']:.3f} | {km['nmi']:.3f} "
         f"| {km['ari']:.3f} | - | - | - | - | - | - | - |"
     )
+    vs = result.get("versus_reference")
+    if vs:
+        ours = vs["ours_seconds_to_reference_acc"]
+        lines += [
+            "",
+            f"Time to the reference's final ACC ({vs['reference_acc']:.3f}, its mean over "
+            f"{len(result['summary'][REFERENCE]['seeds'])} seed(s), after "
+            f"{vs['reference_seconds']:.0f} s): `GMVAE()` "
+            + (
+                f"{ours:.0f} s (median over the {vs['reached']} seeds that reached it; "
+                f"pre-training included), **{vs['speed_up']:.1f}x** faster."
+                if ours
+                else "never reached it."
+            ),
+        ]
+    rs = result.get("relaxed_speed")
+    if rs:
+        lines += [
+            "",
+            f"Training images/s in the reference's configuration (`{AS_REFERENCE}`, z = 64, "
+            f"784-512-512, batch 64), {rs['epochs']} epochs of {rs['n_train']} images, best of "
+            f"{rs['rounds']} alternating rounds: this library's `fit` (Pyro, Lightning and the "
+            f"per-epoch monitor included) {rs['ours_images_per_s']:.0f}, the reference's "
+            f"`train_epoch` loop {rs['reference_images_per_s']:.0f}: ratio "
+            f"**{rs['ratio']:.2f}**.",
+        ]
     sp = result.get("speed")
     if sp:
         lines += [
@@ -238,6 +350,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--pretrain-epochs", type=int, default=None, help="(default: GMVAE's)")
     p.add_argument("--hidden", type=int, nargs="+", default=None, help="(default: GMVAE's)")
     p.add_argument("--iw-samples", type=int, default=100)
+    p.add_argument(
+        "--reference",
+        default=None,
+        help="a checkout of jariasf/GMVAE: adds its rows (fitted like ours, --reference-seeds) "
+        "and the speed comparison in its configuration; without it, only cached rows of it show",
+    )
+    p.add_argument("--reference-seeds", type=int, nargs="*", default=[0, 1])
+    p.add_argument("--relaxed-speed-epochs", type=int, default=2)
     p.add_argument("--speed-steps", type=int, default=100)
     p.add_argument("--only", choices=["quality", "speed"], default=None)
     p.add_argument("--cache", default=str(RESULTS / "gmvae_mnist_test.runs.jsonl"))
@@ -263,7 +383,13 @@ def main(argv: list[str] | None = None) -> dict:
     if args.hidden:
         extra["hidden_dims"] = tuple(args.hidden)
 
+    reference = Reference(args.reference) if args.reference else None
+    reference_epochs = args.epochs or REFERENCE_ARGS["epochs"]
+
     def key(name: str, seed: int) -> dict:  # every parameter of the fit, and the code's version
+        if name == REFERENCE:
+            return {"n": len(X), "version": BENCH_VERSION, "reference": REFERENCE_ARGS,
+                    "epochs": reference_epochs}  # fmt: skip
         model = GMVAE(seed=seed, progress_bar=False, **{**extra, **CONFIGURATIONS[name]})
         return {"n": len(X), "version": BENCH_VERSION, "iw_samples": args.iw_samples,
                 **model.configuration()}  # fmt: skip
@@ -271,9 +397,16 @@ def main(argv: list[str] | None = None) -> dict:
     cache = RunCache(Path(args.cache), key)
     jobs = [(seed, name) for seed in args.seeds for name in list(CONFIGURATIONS)[:1]]
     jobs += [(seed, name) for seed in args.ablation_seeds for name in list(CONFIGURATIONS)[1:]]
+    jobs += [(seed, REFERENCE) for seed in args.reference_seeds]
     if args.only != "speed":
         for seed, name in shard_jobs(jobs, args.shard):
-            if cache.get(name, seed) is None:
+            if cache.get(name, seed) is None and name == REFERENCE:
+                if reference is None:
+                    continue  # its cached rows are published; new ones need --reference
+                row = fit_reference(reference, X, y, seed, reference_epochs)
+                cache.add(name, seed, row)
+                print(f"{name}, seed {seed}: ACC {row['acc']:.3f}", file=sys.stderr, flush=True)
+            elif cache.get(name, seed) is None:
                 row = fit_one(X, y, {**extra, **CONFIGURATIONS[name]}, seed, args.iw_samples)
                 cache.add(name, seed, row)
                 print(f"{name}, seed {seed}: ACC {row['acc']:.3f}", file=sys.stderr, flush=True)
@@ -292,14 +425,18 @@ def main(argv: list[str] | None = None) -> dict:
         "pyro": pyro.__version__,
         "machine": machine(),
         "fit_threads": ", ".join(map(str, sorted({r["threads"] for r in runs}))) or "-",
+        "reference_epochs": reference_epochs,
         "runs": runs,
         "summary": summarise(runs),
+        "versus_reference": versus_reference(runs),
         "kmeans": clustering_scores(
             y, KMeans(10, n_init=10, random_state=0).fit_predict(X.numpy())
         ),
     }
     if args.only != "quality":
         result["speed"] = throughput(X, args.speed_steps)
+        if reference is not None:
+            result["relaxed_speed"] = relaxed_speed(reference, X, y, args.relaxed_speed_epochs)
     publish(result, markdown(result), args.json, args.markdown)
     return result
 

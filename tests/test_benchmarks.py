@@ -280,3 +280,75 @@ def test_posterior_analysis_benchmark_tiny(tmp_path):
     assert 0 <= rows["digits-entropy"]["auc"] <= 1
     assert "Picks: [" in (tmp_path / "r.md").read_text()
     assert json.loads((tmp_path / "r.json").read_text())["runs"] == result["runs"]
+
+
+# A stand-in with the reference's interface (jariasf/GMVAE's pytorch/ folder): the benchmark
+# imports model/GMVAE.py from the folder it is given and calls only these names.
+FAKE_REFERENCE = """
+import torch
+
+class Net(torch.nn.Module):
+    def __init__(self, size, classes):
+        super().__init__()
+        self.logits = torch.nn.Linear(size, classes)
+
+    def forward(self, x, temperature, hard):
+        return {"logits": self.logits(x)}
+
+class GMVAE:
+    def __init__(self, args):
+        self.num_epochs, self.gumbel_temp, self.hard_gumbel = args.epochs, args.init_temp, 0
+        self.init_temp, self.min_temp = args.init_temp, args.min_temp
+        self.decay_temp_rate = args.decay_temp_rate
+        self.network = Net(args.input_size, args.num_classes)
+
+    def train_epoch(self, optimizer, loader):
+        for x, _ in loader:
+            optimizer.zero_grad()
+            loss = -self.network(x, 1.0, 0)["logits"].log_softmax(1).max(1)[0].mean()
+            loss.backward()
+            optimizer.step()
+
+    def train(self, train_loader, val_loader):
+        optimizer = torch.optim.Adam(self.network.parameters(), lr=1e-3)
+        history = []
+        for epoch in range(self.num_epochs):
+            self.train_epoch(optimizer, train_loader)
+            print("epoch", epoch)
+            history.append(50.0 + epoch)
+        return {"val_history_acc": history}
+"""
+
+
+def test_gmvae_benchmark_runs_the_reference_beside_the_defaults(mnist_dir, tmp_path):
+    """With --reference, its rows are fitted on the same split and cached, the time to its
+    final ACC and the relaxed-mode throughput ratio are published; the publishing call without
+    --reference keeps its cached rows."""
+    (tmp_path / "ref" / "pytorch" / "model").mkdir(parents=True)
+    (tmp_path / "ref" / "pytorch" / "model" / "GMVAE.py").write_text(FAKE_REFERENCE)
+    bench = load("gmvae_mnist_test")
+    argv = ["--n", "200", "--epochs", "2", "--pretrain-epochs", "1", "--hidden", "32",
+            "--seeds", "0", "--ablation-seeds", "--reference-seeds", "0", "1",
+            "--iw-samples", "4", "--speed-steps", "2", "--relaxed-speed-epochs", "1",
+            "--mnist", str(mnist_dir)]  # fmt: skip
+    for name in ("json", "markdown", "cache"):
+        argv += [f"--{name}", str(tmp_path / f"r.{name}")]
+    result = bench.main([*argv, "--reference", str(tmp_path / "ref")])
+    ref = [r for r in result["runs"] if r["method"] == bench.REFERENCE]
+    assert [r["seed"] for r in ref] == [0, 1] and all(len(r["code_sha256"]) == 16 for r in ref)
+    assert all(r["monitored_acc"] == [0.50, 0.51] and r["epochs"] == 2 for r in ref)
+    assert result["summary"][bench.REFERENCE]["seeds"] == [0, 1]
+    vs = result["versus_reference"]
+    assert vs["reference_acc"] == pytest.approx(np.mean([r["acc"] for r in ref]))
+    assert vs["reference_seconds"] > 0
+    speed = result["relaxed_speed"]
+    assert speed["ratio"] == pytest.approx(
+        speed["ours_images_per_s"] / speed["reference_images_per_s"]
+    )
+    table = (tmp_path / "r.markdown").read_text()
+    assert bench.REFERENCE in table and "reference's configuration" in table
+    again = bench.main([*argv, "--only", "quality"])
+    assert [r["seed"] for r in again["runs"] if r["method"] == bench.REFERENCE] == [0, 1]
+    assert "relaxed_speed" not in again
+    with pytest.raises(SystemExit, match="no model/GMVAE.py"):
+        bench.main([*argv, "--reference", str(tmp_path)])
