@@ -56,9 +56,10 @@ COMMON_DOC = """
         data-parallel training is not supported yet.
     progress_bar : report progress: a bar per training phase on a terminal or in Jupyter, one
         line per epoch elsewhere.
-    monitor_size : the per-epoch log (ELBO terms, and ACC/NMI/ARI when labels are given) is
-        computed on a fixed random subset of this many training points (all when None); it
-        draws from a generator of its own, so it never changes the fitted model.
+    monitor_size : the per-epoch log (ACC/NMI/ARI when labels are given, and the ELBO terms
+        on the first 500 of these points) is computed on a fixed random subset of this many
+        training points (all when None); it draws from a generator of its own, so it never
+        changes the fitted model.
 
     Fitted attributes end in ``_``: ``module_`` (the Pyro model/guide with the fitted prior,
     guide and networks; components passed in stay as they were), ``history_`` (one dict of

@@ -306,7 +306,7 @@ class VAEGMM(ClusteringEstimator):
         """The mean ELBO under the mixture prior on the monitor subset: a bound on log p(x) of
         the round's VAE and mixture, comparable across rounds."""
         with local_seed(self.seed):
-            return monitor_terms(module, X_monitor)["terms"]["train_elbo"]
+            return monitor_terms(module, X_monitor, terms_size=None)["terms"]["train_elbo"]
 
     @staticmethod
     def _write_logs(folder: Path, history: list, rounds: list, gibbs: list) -> None:

@@ -1,0 +1,56 @@
+"""The training engine: Pyro's checks on the first step only, a diverged loss stops the fit
+with a clear error, Adam's fused kernel."""
+
+import pytest
+import torch
+from pyro.infer.util import is_validation_enabled
+
+from pyro_gmvae.training import TrainingPlan, make_loader, train
+
+
+def fit(loss_fn, module, epochs=2):
+    plan = TrainingPlan(module, loss_fn)
+    X = torch.linspace(0, 1, 40).unsqueeze(1)
+    loader = make_loader(X, batch_size=10, seed=0)
+    return plan, train(plan, loader, epochs, callbacks=[], progress_bar=False)
+
+
+def test_pyro_validation_runs_on_the_first_step_only():
+    module, seen = torch.nn.Linear(1, 1), []
+
+    def loss_fn(x):
+        seen.append(is_validation_enabled())
+        return module(x).pow(2).mean()
+
+    fit(loss_fn, module)
+    assert seen == [True] + [False] * 7
+    assert is_validation_enabled()  # the user's setting is back after the fit
+
+
+def test_a_diverged_loss_stops_the_fit_with_a_clear_error():
+    module = torch.nn.Linear(1, 1)
+    with pytest.raises(FloatingPointError, match="training loss is nan after epoch 1"):
+        fit(lambda x: module(x).mean() * float("nan"), module)
+
+
+def test_adam_uses_the_fused_kernel_on_the_cpu():
+    plan = TrainingPlan(torch.nn.Linear(1, 1), lambda x: x)
+    assert plan.configure_optimizers().defaults["fused"] is True
+
+
+def test_the_monitor_takes_the_elbo_terms_on_its_first_points_and_clusters_on_all():
+    from pyro_gmvae.models import GMVAEModule
+    from pyro_gmvae.training import local_seed, monitor_terms
+
+    torch.manual_seed(0)
+    module, X = GMVAEModule(6, n_clusters=3, latent_dim=2, hidden_dims=(8,)), torch.rand(30, 6)
+    with local_seed(1):
+        part = monitor_terms(module, X, batch_size=7, terms_size=12)
+    with local_seed(1):
+        first = monitor_terms(module, X[:12], batch_size=7, terms_size=None)
+    assert part["terms"] == pytest.approx(first["terms"])
+    assert part["terms"]["train_elbo"] == pytest.approx(
+        -sum(v for k, v in part["terms"].items() if k != "train_elbo")
+    )
+    expected = module.cluster_probs(X).argmax(-1).numpy()
+    assert part["labels"].shape == (30,) and (part["labels"] == expected).all()
