@@ -17,7 +17,13 @@ configuration, mean, sd and min over its seeds:
 * pre-training seconds, seconds per SVI epoch, and the time from the start of the fit to the
   first epoch whose monitored ACC reaches 0.90 and 0.95.
 
-    OMP_WAIT_POLICY=PASSIVE python benchmarks/gmvae_mnist_test.py
+With ``--reference DIR`` (a checkout of jariasf/GMVAE; the project contains none of its code)
+the reference implementation trains on the same 9,000 images (its ``main.py`` defaults,
+``--reference-seeds``), cached and published beside the defaults with the time ``GMVAE()``
+takes to reach the reference's final ACC; and the speed part compares training images/s in the
+reference's configuration, relaxed y (``AS_REFERENCE``), alternating the two in rounds.
+
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/gmvae_mnist_test.py --reference ../GMVAE
 
 Runs are cached (``--cache``, one JSON line per fit) so an interrupted benchmark continues and
 several one-thread processes can share the fits (``--shard i/n``); the last call without

@@ -45,6 +45,11 @@ class GMVAE(ClusteringEstimator):
         (default; on MNIST-test's codes ACC 0.949-0.959 over seeds 0-4, against t-SNE's
         0.937-0.949 over seeds 0-2, in a tenth of the time once numba has compiled it, which
         takes 30-60 s in each new process) or ``"tsne"``.
+
+    The defaults are the configuration measured best on images with values in [0, 1]
+    (MNIST-test: ``docs/benchmarks.md``). For other arrays choose ``likelihood="gaussian"``
+    (on standardised columns; the Bernoulli likelihood refuses values outside [0, 1]) and,
+    for a few features, smaller ``hidden_dims`` and ``latent_dim``.
     """
         + COMMON_DOC
         + """
