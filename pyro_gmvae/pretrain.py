@@ -64,6 +64,7 @@ def check_embedding(embedding: Any) -> None:
         raise ValueError(f"pretrain_embedding must be one of {EMBEDDINGS}, got {embedding!r}")
 
 
+UMAP_EXACT_BELOW = 4096  # UMAP's own threshold for exact nearest neighbours
 MIN_POINTS = 4  # below this, neither embedding can be fitted (UMAP's spectral start needs 4)
 
 
@@ -71,8 +72,9 @@ def embed_codes(codes: np.ndarray, embedding: str, seed: int) -> tuple[np.ndarra
     """A 2-D embedding of ``codes`` (N, D): ``"umap"`` (20 neighbours, min_dist 0, as in N2D,
     McConville et al. 2019, which embeds in K dimensions: 2 clustered MNIST-test's codes as well
     or better here) returns the embedding and the fitted reducer's ``transform`` for further
-    points; ``"tsne"`` (perplexity 30, PCA start) returns the embedding and None (t-SNE cannot
-    place new points)."""
+    points (None below :data:`UMAP_EXACT_BELOW` points, where the exact neighbours come from
+    scikit-learn and UMAP keeps no search index); ``"tsne"`` (perplexity 30, PCA start)
+    returns the embedding and None (t-SNE cannot place new points)."""
     if len(codes) < MIN_POINTS:
         raise ValueError(
             f"pre-training embeds the codes of at least {MIN_POINTS} points, got {len(codes)}: "
@@ -85,14 +87,29 @@ def embed_codes(codes: np.ndarray, embedding: str, seed: int) -> tuple[np.ndarra
             import umap  # imported here: numba's import costs seconds, and only this needs it
 
             neighbours = int(min(20, len(codes) - 1))
+            knn = (None, None, None)
+            if len(codes) < UMAP_EXACT_BELOW:
+                # UMAP takes exact neighbours below this size too; scikit-learn's spare the
+                # numba compile of UMAP's own (about 20 s in each new process)
+                from sklearn.neighbors import NearestNeighbors
+
+                search = NearestNeighbors(n_neighbors=neighbours).fit(codes)
+                distances, indices = search.kneighbors(codes)  # each point its own first
+                knn = (indices, distances.astype(np.float32), None)
             reducer = umap.UMAP(
-                n_components=2, n_neighbors=neighbours, min_dist=0.0, random_state=seed
+                n_components=2,
+                n_neighbors=neighbours,
+                min_dist=0.0,
+                random_state=seed,
+                precomputed_knn=knn,
             )
             threads = numba.get_num_threads()
             try:  # a seeded UMAP sets numba to one thread and restores it only on success
-                return reducer.fit_transform(codes), reducer.transform
+                embedded = reducer.fit_transform(codes)
             finally:
                 numba.set_num_threads(threads)
+            # with exact neighbours UMAP keeps no search index to place new points with
+            return embedded, reducer.transform if knn[0] is None else None
         perplexity = float(min(30, max(2, (len(codes) - 1) // 3)))
         tsne = TSNE(2, perplexity=perplexity, init="pca", random_state=seed)
         return tsne.fit_transform(codes), None
@@ -113,8 +130,9 @@ def cluster_codes(
     codes a third of single starts merge two digits and split another (ACC 0.71-0.83 against
     0.95), and the most likely start was the class-like one on every seed tried. (``"tsne"``
     keeps the 3 starts its benchmarks were measured with.) Above ``max_points`` the embedding
-    is fitted to a random subset; UMAP places the other points with its ``transform``, and with
-    t-SNE they take the responsibilities of their nearest embedded neighbour in code space.
+    is fitted to a random subset; UMAP places the other points with its ``transform`` where it
+    searched the neighbours itself (4,096 embedded points or more); otherwise, and with t-SNE,
+    they take the responsibilities of their nearest embedded neighbour in code space.
     """
     check_embedding(embedding)
     rng = np.random.default_rng(seed)

@@ -94,8 +94,11 @@ def test_component_moments_full_covariances():
     torch.testing.assert_close(covariances.diagonal(dim1=-2, dim2=-1), variances + 1e-4)
 
 
-@pytest.mark.parametrize("embedding", ["umap", "tsne"])
-def test_cluster_codes_recovers_well_separated_groups(embedding):
+@pytest.mark.parametrize("embedding", ["umap", "umap-approximate", "tsne"])
+def test_cluster_codes_recovers_well_separated_groups(embedding, monkeypatch):
+    if embedding == "umap-approximate":  # UMAP's own neighbour search, as above 4,096 points
+        monkeypatch.setattr("pyro_gmvae.pretrain.UMAP_EXACT_BELOW", 0)
+        embedding = "umap"
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 10, (3, 5))
     labels = np.repeat(np.arange(3), 60)
@@ -103,7 +106,8 @@ def test_cluster_codes_recovers_well_separated_groups(embedding):
     resp = cluster_codes(codes, 3, seed=0, embedding=embedding)
     np.testing.assert_allclose(resp.sum(1), 1.0, atol=1e-6)
     assert clustering_scores(labels, resp.argmax(1))["acc"] == 1.0
-    # above max_points, the rest are placed by UMAP's transform or t-SNE's nearest neighbour
+    # above max_points, the rest are placed by UMAP's transform (with its own neighbour
+    # search) or take the responsibilities of their nearest embedded neighbour
     resp_sub = cluster_codes(codes, 3, seed=0, embedding=embedding, max_points=90)
     assert clustering_scores(labels, resp_sub.argmax(1))["acc"] == 1.0
 
