@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import tiny_kwargs
 
+import pyro_gmvae.pretrain as pretrain_module
 from pyro_gmvae import GMVAE, VAE, VAEGMM, clustering_scores, load_digits
 from pyro_gmvae.components import (
     DiagonalNormalGuide,
@@ -121,6 +122,29 @@ def test_umap_clustering_is_seeded():
     np.testing.assert_array_equal(embedded, embed_codes(codes, "umap", seed=3)[0])
     assert not np.allclose(embedded, embed_codes(codes, "umap", seed=4)[0])
     np.testing.assert_array_equal(cluster_codes(codes, 3, seed=3), cluster_codes(codes, 3, seed=3))
+
+
+def test_auto_embedding_is_tsne_below_umaps_exact_threshold_and_umap_from_there(monkeypatch):
+    from pyro_gmvae.pretrain import UMAP_EXACT_BELOW, resolve_embedding
+
+    assert resolve_embedding("auto", UMAP_EXACT_BELOW - 1) == "tsne"
+    assert resolve_embedding("auto", UMAP_EXACT_BELOW) == "umap"
+    assert resolve_embedding("umap", 10) == "umap" and resolve_embedding("tsne", 10**6) == "tsne"
+    assert GMVAE().get_params()["pretrain_embedding"] == "auto"
+    # the clustering follows the resolved embedding: UMAP's 20 mixture starts, t-SNE's 3
+    starts = []
+    real = pretrain_module.GaussianMixture
+
+    def recording(*args, **kwargs):
+        starts.append(kwargs["n_init"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pretrain_module, "GaussianMixture", recording)
+    codes = np.random.default_rng(0).normal(size=(60, 3))
+    cluster_codes(codes, 2, seed=0)
+    monkeypatch.setattr(pretrain_module, "UMAP_EXACT_BELOW", 50)
+    cluster_codes(codes, 2, seed=0)
+    assert starts == [3, 20]
 
 
 def test_unknown_embedding_is_refused():
@@ -339,7 +363,7 @@ SMALL = dict(latent_dim=4, hidden_dims=(32,), progress_bar=False)
 @pytest.mark.parametrize(
     "make, expected",
     [
-        (lambda **kw: GMVAE(**tiny_kwargs(init="pretrain", **kw)), "umap"),
+        (lambda **kw: GMVAE(**tiny_kwargs(init="pretrain", **kw)), "auto"),
         (lambda **kw: VAE(prior="mixture-marginal", n_components=3, **SMALL, **kw), "tsne"),
         (
             lambda **kw: VAEGMM(3, n_rounds=1, gibbs_sweeps=4, gibbs_burn_in=2, **SMALL, **kw),
@@ -349,8 +373,6 @@ SMALL = dict(latent_dim=4, hidden_dims=(32,), progress_bar=False)
 )
 def test_each_model_passes_its_embedding_to_pre_training(make, expected, digits_small, monkeypatch):
     """The default embedding of each model, and one given, reach the clustering of the codes."""
-    import pyro_gmvae.pretrain as pretrain_module
-
     seen = []
 
     def record(codes, n_clusters, seed, embedding, **kwargs):
@@ -360,7 +382,7 @@ def test_each_model_passes_its_embedding_to_pre_training(make, expected, digits_
     monkeypatch.setattr(pretrain_module, "cluster_codes", record)
     X = digits_small.X[:120]
     make(epochs=1, pretrain_epochs=1).fit(X)
-    other = "tsne" if expected == "umap" else "umap"
+    other = "tsne" if expected != "tsne" else "umap"
     make(epochs=1, pretrain_epochs=1, pretrain_embedding=other).fit(X)
     assert seen == [expected, other]
 

@@ -41,10 +41,13 @@ class GMVAE(ClusteringEstimator):
         components; ``init="pretrain"`` places them, with ``set_components``).
     pretrain_epochs : epochs of autoencoder pre-training (q(y|x) is then fitted to the
         mixture's responsibilities for a third as many epochs, at least 1).
-    pretrain_embedding : the 2-D embedding pre-training clusters the codes in: ``"umap"``
-        (default; on MNIST-test's codes ACC 0.949-0.959 over seeds 0-4, against t-SNE's
-        0.937-0.949 over seeds 0-2, in a tenth of the time once numba has compiled it, which
-        takes 30-60 s in each new process) or ``"tsne"``.
+    pretrain_embedding : the 2-D embedding pre-training clusters the codes in: ``"auto"``
+        (default) chooses t-SNE below 4,096 points and UMAP from there (see
+        :func:`pyro_gmvae.pretrain.resolve_embedding`: t-SNE clustered scikit-learn's 1,797
+        digits better, UMAP MNIST-test's 9,000 training images); ``"umap"`` (on MNIST-test's
+        codes ACC 0.949-0.959 over seeds 0-4, against t-SNE's 0.937-0.949 over seeds 0-2, in a
+        tenth of the time once numba has compiled it, which takes 30-60 s in each new process)
+        or ``"tsne"``.
 
     The defaults are the configuration measured best on images with values in [0, 1]
     (MNIST-test: ``docs/benchmarks.md``). For other arrays choose ``likelihood="gaussian"``
@@ -79,7 +82,7 @@ class GMVAE(ClusteringEstimator):
         binarize: bool = False,
         init: str = "auto",
         pretrain_epochs: int = 15,
-        pretrain_embedding: str = "umap",
+        pretrain_embedding: str = "auto",
         seed: int = 0,
         accelerator: str = "auto",
         devices: Any = 1,

@@ -35,8 +35,9 @@ class VAE(LatentEstimator):
         :func:`pyro_gmvae.pretrain.pretrain_mixture_prior`) and starts every other prior as it is
         (a module passed in keeps its components); ``"pretrain"`` or ``"random"`` choose.
     pretrain_epochs : epochs of autoencoder pre-training.
-    pretrain_embedding : ``"tsne"`` (default: what this model's benchmarks measured) or
-        ``"umap"``, see :func:`pyro_gmvae.pretrain.cluster_codes`.
+    pretrain_embedding : ``"tsne"`` (default: what this model's benchmarks measured),
+        ``"umap"`` or ``"auto"`` (t-SNE below 4,096 points, UMAP from there), see
+        :func:`pyro_gmvae.pretrain.cluster_codes`.
     """
         + COMMON_DOC
     )

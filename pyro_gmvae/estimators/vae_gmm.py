@@ -78,8 +78,9 @@ class VAEGMM(ClusteringEstimator):
     init : ``"pretrain"`` (default) or ``"random"`` (the VAE starts from random weights and a
         N(0, I) prior, the GMM from k-means on the first round's codes).
     pretrain_epochs : epochs of autoencoder pre-training.
-    pretrain_embedding : ``"tsne"`` (default: what this model's benchmarks measured) or
-        ``"umap"``, see :func:`pyro_gmvae.pretrain.cluster_codes`.
+    pretrain_embedding : ``"tsne"`` (default: what this model's benchmarks measured),
+        ``"umap"`` or ``"auto"`` (t-SNE below 4,096 points, UMAP from there), see
+        :func:`pyro_gmvae.pretrain.cluster_codes`.
 
     Dynamic binarization is the default (over five seeds of ``benchmarks/mutual_learning.py``
     grey levels scored mean ACC 0.900 against 0.905, with paired differences of both signs).
