@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,30 @@ from pyro_gmvae.files import write_text
 
 def machine() -> str:
     return f"{platform.machine()} CPU, {os.cpu_count()} cores"
+
+
+def code_version() -> str:
+    """The library's git commit (with ``+changes`` when its files differ from it), recorded with
+    each cached fit: a cached row stays valid while its settings are unchanged, and this says
+    which code produced it (a change of rounding, e.g. another optimiser kernel, changes a
+    seed's numbers without changing what the row measures)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "pyro_gmvae"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+changes" if changed else "")  # fmt: skip
 
 
 def publish(result: dict, table: str, json_path: str, markdown_path: str) -> None:
@@ -60,7 +85,7 @@ class RunCache:
         return self.rows.get((method, seed))
 
     def add(self, method: str, seed: int, row: dict) -> None:
-        row = {"method": method, **row, "seed": seed}
+        row = {"method": method, **row, "seed": seed, "code": code_version()}
         self.rows[method, seed] = row
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:  # appended whole lines: earlier fits are never lost

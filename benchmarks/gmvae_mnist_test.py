@@ -58,6 +58,7 @@ from reference_torch import enumerated_loss  # noqa: E402
 from pyro_gmvae import GMVAE, clustering_scores, load_mnist_test  # noqa: E402
 from pyro_gmvae.components import Enumerate  # noqa: E402
 from pyro_gmvae.models import GMVAEModule  # noqa: E402
+from pyro_gmvae.training import monitor_indices  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
@@ -129,8 +130,8 @@ def fit_reference(reference: Reference, X, y, seed: int, epochs: int) -> dict:
     q(y|x) as ``fit_one`` scores ours."""
     train, test, _ = split(X)
     y_train = y[train.numpy()]
-    monitor = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
-    monitor = monitor[:2000].sort()[0].numpy()
+    size = GMVAE().get_params()["monitor_size"]  # the rows GMVAE(seed=seed) monitors
+    monitor = monitor_indices(len(train), size, torch.Generator().manual_seed(seed)).numpy()
     model, seconds, monitored = reference.fit(X[train], y_train, monitor, seed, epochs)
     labels = reference.predict(model, X)
     per_epoch = seconds / epochs
@@ -154,7 +155,7 @@ def relaxed_speed(reference: Reference, X, y, epochs: int, rounds: int = 3) -> d
     """Training images/s in the reference's configuration (``AS_REFERENCE``), this library's
     whole ``fit`` (Pyro, Lightning and the per-epoch monitor included) against the reference's
     ``train_epoch`` loop, alternating in rounds so that both see the same machine load; the
-    best round of each."""
+    best round of each. Both on the CPU (the reference runs there)."""
     train, _, _ = split(X)
     X_train, y_train = X[train], y[train.numpy()]
     ours, theirs = [], []
@@ -163,7 +164,8 @@ def relaxed_speed(reference: Reference, X, y, epochs: int, rounds: int = 3) -> d
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            GMVAE(seed=round_, epochs=epochs, progress_bar=False, **AS_REFERENCE).fit(X_train)
+            GMVAE(seed=round_, epochs=epochs, progress_bar=False, accelerator="cpu",
+                  **AS_REFERENCE).fit(X_train)  # fmt: skip
         ours.append(epochs * len(X_train) / (time.perf_counter() - start))
     return {
         "ours_images_per_s": max(ours),
@@ -176,25 +178,37 @@ def relaxed_speed(reference: Reference, X, y, epochs: int, rounds: int = 3) -> d
 
 
 def versus_reference(runs: list[dict]) -> dict | None:
-    """The wall-clock comparison: the reference's mean final ACC (all images, after its
-    epochs) and mean seconds, and the median over the defaults' seeds of the time this
-    library's fit took to a monitored ACC at least that high."""
+    """The wall-clock comparison, per reference seed, on the same 2,000 monitored training
+    images: the reference's final monitored ACC, the time it took to first reach it (and its
+    whole run), and the median over the defaults' seeds of the time ``GMVAE()``'s fit took to
+    reach it, pre-training included. None without rows of both, or when their thread counts
+    differ."""
     ref = [r for r in runs if r["method"] == REFERENCE]
     ours = [r for r in runs if r["method"] == list(CONFIGURATIONS)[0]]
     if not ref or not ours:
         return None
-    target = statistics.fmean(r["acc"] for r in ref)
-    seconds = statistics.fmean(r["seconds"] for r in ref)
-    reached = [time_to(r["monitored_acc"], target, r["pretrain_seconds"], r["seconds_per_epoch"])
-               for r in ours]  # fmt: skip
-    reached = [t for t in reached if t is not None]
-    median = statistics.median(reached) if reached else None
+    threads = sorted({r["threads"] for r in ref + ours})
+    if len(threads) > 1:
+        print(f"not comparing times: thread counts {threads} differ", file=sys.stderr)
+        return None
+    per_seed = []
+    for r in sorted(ref, key=lambda r: r["seed"]):
+        target = r["monitored_acc"][-1]
+        theirs = time_to(r["monitored_acc"], target, 0.0, r["seconds_per_epoch"])
+        reached = [time_to(o["monitored_acc"], target, o["pretrain_seconds"],
+                           o["seconds_per_epoch"]) for o in ours]  # fmt: skip
+        reached = [t for t in reached if t is not None]
+        median = statistics.median(reached) if reached else None
+        per_seed.append({
+            "seed": r["seed"], "target_acc": target, "reference_seconds_to_target": theirs,
+            "reference_seconds": r["seconds"], "ours_seconds_to_target": median,
+            "reached": len(reached), "speed_up": theirs / median if median else None,
+        })  # fmt: skip
+    ups = [p["speed_up"] for p in per_seed if p["speed_up"] is not None]
     return {
-        "reference_acc": target,
-        "reference_seconds": seconds,
-        "ours_seconds_to_reference_acc": median,
-        "reached": len(reached),
-        "speed_up": seconds / median if median else None,
+        "threads": threads[0],
+        "per_reference_seed": per_seed,
+        "speed_up_mean": statistics.fmean(ups) if ups else None,
     }
 
 
@@ -307,18 +321,25 @@ def markdown(result: dict) -> str:
     )
     vs = result.get("versus_reference")
     if vs:
-        ours = vs["ours_seconds_to_reference_acc"]
+        parts = []
+        for p in vs["per_reference_seed"]:
+            ours = (
+                f"`GMVAE()` {p['ours_seconds_to_target']:.0f} s (median over the "
+                f"{p['reached']} seeds that reached it), **{p['speed_up']:.1f}x**"
+                if p["ours_seconds_to_target"]
+                else "`GMVAE()` never"
+            )
+            parts.append(
+                f"seed {p['seed']}: the reference's final ACC {p['target_acc']:.3f}, first "
+                f"reached after {p['reference_seconds_to_target']:.0f} s of its "
+                f"{p['reference_seconds']:.0f} s; {ours}"
+            )
         lines += [
             "",
-            f"Time to the reference's final ACC ({vs['reference_acc']:.3f}, its mean over "
-            f"{len(result['summary'][REFERENCE]['seeds'])} seed(s), after "
-            f"{vs['reference_seconds']:.0f} s): `GMVAE()` "
-            + (
-                f"{ours:.0f} s (median over the {vs['reached']} seeds that reached it; "
-                f"pre-training included), **{vs['speed_up']:.1f}x** faster."
-                if ours
-                else "never reached it."
-            ),
+            "Time to the reference's final ACC, both on the same 2,000 monitored training "
+            f"images, {vs['threads']} thread(s) each, pre-training included: "
+            + "; ".join(parts)
+            + (f". Mean speed-up {vs['speed_up_mean']:.1f}x." if vs["speed_up_mean"] else "."),
         ]
     rs = result.get("relaxed_speed")
     if rs:
@@ -359,8 +380,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument(
         "--reference",
         default=None,
-        help="a checkout of jariasf/GMVAE: adds its rows (fitted like ours, --reference-seeds) "
-        "and the speed comparison in its configuration; without it, only cached rows of it show",
+        help="a checkout of jariasf/GMVAE: adds its rows (fitted like ours, --reference-seeds; "
+        "cached rows count when they came from the same code) and the speed comparison in "
+        "its configuration",
     )
     p.add_argument("--reference-seeds", type=int, nargs="*", default=[0, 1])
     p.add_argument("--relaxed-speed-epochs", type=int, default=2)
@@ -394,8 +416,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     def key(name: str, seed: int) -> dict:  # every parameter of the fit, and the code's version
         if name == REFERENCE:
+            if reference is None:  # its rows count only against the checkout they came from
+                raise KeyError(name)
             return {"n": len(X), "version": BENCH_VERSION, "reference": REFERENCE_ARGS,
-                    "epochs": reference_epochs}  # fmt: skip
+                    "epochs": reference_epochs, "code_sha256": reference.code_sha256}  # fmt: skip
         model = GMVAE(seed=seed, progress_bar=False, **{**extra, **CONFIGURATIONS[name]})
         return {"n": len(X), "version": BENCH_VERSION, "iw_samples": args.iw_samples,
                 **model.configuration()}  # fmt: skip
@@ -403,19 +427,18 @@ def main(argv: list[str] | None = None) -> dict:
     cache = RunCache(Path(args.cache), key)
     jobs = [(seed, name) for seed in args.seeds for name in list(CONFIGURATIONS)[:1]]
     jobs += [(seed, name) for seed in args.ablation_seeds for name in list(CONFIGURATIONS)[1:]]
-    jobs += [(seed, REFERENCE) for seed in args.reference_seeds]
+    if reference is not None:
+        jobs += [(seed, REFERENCE) for seed in args.reference_seeds]
     if args.only != "speed":
         for seed, name in shard_jobs(jobs, args.shard):
-            if cache.get(name, seed) is None and name == REFERENCE:
-                if reference is None:
-                    continue  # its cached rows are published; new ones need --reference
+            if cache.get(name, seed) is not None:
+                continue
+            if name == REFERENCE:
                 row = fit_reference(reference, X, y, seed, reference_epochs)
-                cache.add(name, seed, row)
-                print(f"{name}, seed {seed}: ACC {row['acc']:.3f}", file=sys.stderr, flush=True)
-            elif cache.get(name, seed) is None:
+            else:
                 row = fit_one(X, y, {**extra, **CONFIGURATIONS[name]}, seed, args.iw_samples)
-                cache.add(name, seed, row)
-                print(f"{name}, seed {seed}: ACC {row['acc']:.3f}", file=sys.stderr, flush=True)
+            cache.add(name, seed, row)
+            print(f"{name}, seed {seed}: ACC {row['acc']:.3f}", file=sys.stderr, flush=True)
     if args.shard != "0/1":  # a shard only fills the cache; the call without --shard publishes
         return {"runs": list(cache.rows.values())}
     runs = [cache.get(name, seed) for seed, name in jobs if cache.get(name, seed) is not None]

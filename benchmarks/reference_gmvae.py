@@ -72,14 +72,20 @@ class Reference:
             file = folder / part
             digest.update(file.read_bytes() if file.exists() else b"")
         self.code_sha256 = digest.hexdigest()[:16]
-        for name in list(sys.modules):  # another checkout's packages of the same names
-            if name.split(".")[0] in PACKAGES:
-                del sys.modules[name]
-        sys.path.insert(0, str(folder))  # the reference imports its packages by their names
+        # The reference imports its packages by their bare names (model, networks, ...): import
+        # them from its folder, keep the class, and leave sys.modules and sys.path as they were
+        # (a later import of another "model" must not find the reference's).
+        saved = {n: m for n, m in sys.modules.items() if n.split(".")[0] in PACKAGES}
+        for name in saved:
+            del sys.modules[name]
+        sys.path.insert(0, str(folder))
         try:
             self.model_class = importlib.import_module("model.GMVAE").GMVAE
         finally:
             sys.path.remove(str(folder))
+            for name in [n for n in sys.modules if n.split(".")[0] in PACKAGES]:
+                del sys.modules[name]
+            sys.modules.update(saved)
 
     def build(self, seed: int, **overrides):
         """A fresh reference model, seeded as its ``main.py`` seeds."""

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from sklearn.manifold import TSNE
 from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import NearestNeighbors
 from torch.nn import functional as F
 
 from .models import GMVAEModule, VAEModule
@@ -105,8 +106,6 @@ def embed_codes(codes: np.ndarray, embedding: str, seed: int) -> tuple[np.ndarra
             if len(codes) < UMAP_EXACT_BELOW:
                 # UMAP takes exact neighbours below this size too; scikit-learn's spare the
                 # numba compile of UMAP's own (about 20 s in each new process)
-                from sklearn.neighbors import NearestNeighbors
-
                 search = NearestNeighbors(n_neighbors=neighbours).fit(codes)
                 distances, indices = search.kneighbors(codes)  # each point its own first
                 knn = (indices, distances.astype(np.float32), None)
@@ -171,8 +170,6 @@ def cluster_codes(
             warnings.simplefilter("ignore")
             resp[rest] = gmm.predict_proba(place(codes[rest]))
         return resp
-    from sklearn.neighbors import NearestNeighbors
-
     nearest = NearestNeighbors(n_neighbors=1).fit(codes[idx]).kneighbors(codes[rest])[1][:, 0]
     resp[rest] = resp[idx][nearest]
     return resp

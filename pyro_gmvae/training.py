@@ -116,20 +116,13 @@ class TrainingPlan(L.LightningModule):
         x, *rest = batch
         if self.binarize:  # dynamic binarization: a fresh Bernoulli draw of the pixels each time
             x = torch.bernoulli(x)
-        # Pyro's argument checks run on the first step, where a model/guide mismatch shows;
-        # after it they cost 10-15 % of a step, and a loss that turns NaN is caught below.
+        # Pyro's argument checks run on the first step of a fit (not of a resumed one), where a
+        # model/guide mismatch shows; after it they cost 10-15 % of a step, and a loss that
+        # turns NaN is caught at the epoch's end (DivergenceCheck).
         with pyro.validation_enabled(is_validation_enabled() and self.global_step == 0):
             loss = self.loss_fn(x, *rest)
         self.log("loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
-
-    def on_train_epoch_end(self) -> None:
-        loss = self.trainer.callback_metrics.get("loss")
-        if loss is not None and not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"the training loss is {float(loss)} after epoch {self.current_epoch + 1}: "
-                "the optimisation diverged (try a lower lr, or standardise the data)"
-            )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         parameters = list(self.module.parameters())
@@ -210,8 +203,23 @@ class DiscreteScheduleCallback(Callback):
                 pl_module.log("temperature", float(discrete.temperature))
 
 
+class DivergenceCheck(Callback):
+    """Stops the fit with a ``FloatingPointError`` naming the epoch whose mean loss is NaN or
+    infinite. The first callback of every fit: it runs before the monitor and the checkpoint,
+    which would otherwise evaluate or save the diverged model."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: TrainingPlan) -> None:
+        loss = trainer.callback_metrics.get("loss")
+        if loss is not None and not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"the training loss is {float(loss)} after epoch {trainer.current_epoch + 1}: "
+                "the optimisation diverged (try a lower lr, or standardise the data)"
+            )
+
+
 class EpochMetricsCallback(Callback):
-    """Logs each ELBO term on the training data, and ACC/NMI/ARI when labels are given.
+    """Logs each ELBO term on the monitored training points (the first 500: see
+    :func:`monitor_terms`), and ACC/NMI/ARI on all of them when labels are given.
 
     Its Monte Carlo noise comes from a generator of its own (seeded by ``seed`` each epoch), so
     the monitor neither moves the training's random state nor depends on how many points it
@@ -248,6 +256,13 @@ def local_seed(seed: int) -> Iterator[None]:
         _set_rng_state(state)
 
 
+def monitor_indices(n: int, size: int | None, generator: torch.Generator) -> torch.Tensor:
+    """The rows the per-epoch monitor watches: ``size`` of ``range(n)`` (all when None) drawn
+    at random, in random order, so that any first few of them (what :func:`monitor_terms`
+    scores the ELBO on) are a random subset too."""
+    return torch.randperm(n, generator=generator)[:size]
+
+
 @torch.no_grad()
 def monitor_terms(
     module: torch.nn.Module,
@@ -255,8 +270,9 @@ def monitor_terms(
     batch_size: int = 1000,
     terms_size: int | None = 500,
 ) -> dict:
-    """Mean ELBO terms over the first ``terms_size`` rows of ``X`` (all when None) and, for
-    models with clusters, the predicted clusters of every row. The negative sum of the terms
+    """Mean ELBO terms over the first ``terms_size`` rows of ``X`` (all when None; the
+    estimators' monitor rows come in random order, :func:`monitor_indices`) and, for models
+    with clusters, the predicted clusters of every row. The negative sum of the terms
     is logged as ``train_elbo``, or under the module's own ``terms_total`` name where the terms
     add up to something else.
 
@@ -425,7 +441,8 @@ def train(
         if run_dir is not None:
             earlier = read_history(Path(run_dir) / "metrics.csv", done)
     history = HistoryCallback(Path(run_dir) / "metrics.csv" if run_dir else None, earlier)
-    callbacks = [*callbacks, history]  # last but the printer: it records what the others logged
+    # the check first; the history last but the printer: it records what the others logged
+    callbacks = [DivergenceCheck(), *callbacks, history]
     if progress_bar and _interactive():
         callbacks.append(PhaseProgressBar(phase))
     elif progress_bar:

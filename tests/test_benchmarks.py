@@ -47,6 +47,7 @@ def test_gmvae_mnist_test_benchmark_tiny(mnist_dir, tmp_path):
     bench.main(argv + ["--only", "quality"])
     assert paths["cache"].read_text().splitlines() == lines
     assert "k-means" in table and "plain PyTorch" in table and saved["kmeans"]["acc"] > 0
+    assert {run["code"] for run in saved["runs"]} == {load("common").code_version()}
 
 
 def test_gmvae_benchmark_times_to_an_acc_mark_and_their_median():
@@ -320,35 +321,76 @@ class GMVAE:
 """
 
 
-def test_gmvae_benchmark_runs_the_reference_beside_the_defaults(mnist_dir, tmp_path):
-    """With --reference, its rows are fitted on the same split and cached, the time to its
-    final ACC and the relaxed-mode throughput ratio are published; the publishing call without
-    --reference keeps its cached rows."""
+def test_gmvae_benchmark_runs_the_reference_beside_the_defaults(mnist_dir, tmp_path, monkeypatch):
+    """With --reference, its rows are fitted on the same split, validated on the rows GMVAE()
+    monitors, and cached with the hash of its code; the time to its final ACC and the
+    relaxed-mode throughput ratio are published. A call without --reference publishes none of
+    its rows; with it, they come from the cache."""
     (tmp_path / "ref" / "pytorch" / "model").mkdir(parents=True)
     (tmp_path / "ref" / "pytorch" / "model" / "GMVAE.py").write_text(FAKE_REFERENCE)
     bench = load("gmvae_mnist_test")
+    watched = {}
+    fit = bench.Reference.fit
+
+    def recording(self, X_train, y_train, monitor, seed, epochs):
+        watched[seed] = X_train[monitor]
+        return fit(self, X_train, y_train, monitor, seed, epochs)
+
+    monkeypatch.setattr(bench.Reference, "fit", recording)
     argv = ["--n", "200", "--epochs", "2", "--pretrain-epochs", "1", "--hidden", "32",
             "--seeds", "0", "--ablation-seeds", "--reference-seeds", "0", "1",
             "--iw-samples", "4", "--speed-steps", "2", "--relaxed-speed-epochs", "1",
             "--mnist", str(mnist_dir)]  # fmt: skip
     for name in ("json", "markdown", "cache"):
         argv += [f"--{name}", str(tmp_path / f"r.{name}")]
-    result = bench.main([*argv, "--reference", str(tmp_path / "ref")])
+    with_reference = [*argv, "--reference", str(tmp_path / "ref")]
+    result = bench.main(with_reference)
     ref = [r for r in result["runs"] if r["method"] == bench.REFERENCE]
     assert [r["seed"] for r in ref] == [0, 1] and all(len(r["code_sha256"]) == 16 for r in ref)
     assert all(r["monitored_acc"] == [0.50, 0.51] and r["epochs"] == 2 for r in ref)
     assert result["summary"][bench.REFERENCE]["seeds"] == [0, 1]
-    vs = result["versus_reference"]
-    assert vs["reference_acc"] == pytest.approx(np.mean([r["acc"] for r in ref]))
-    assert vs["reference_seconds"] > 0
+    train, _, _ = bench.split(bench.load_mnist_test(mnist_dir).subset(200, seed=0).X)
+    X = bench.load_mnist_test(mnist_dir).subset(200, seed=0).X[train]
+    for seed in (0, 1):  # the reference validates on exactly the images GMVAE(seed) monitors
+        ours, _ = bench.GMVAE(seed=seed)._monitor_data(X.reshape(len(X), -1), None)
+        assert torch.equal(watched[seed].reshape(len(ours), -1), ours)
+    assert [p["seed"] for p in result["versus_reference"]["per_reference_seed"]] == [0, 1]
     speed = result["relaxed_speed"]
     assert speed["ratio"] == pytest.approx(
         speed["ours_images_per_s"] / speed["reference_images_per_s"]
     )
     table = (tmp_path / "r.markdown").read_text()
     assert bench.REFERENCE in table and "reference's configuration" in table
-    again = bench.main([*argv, "--only", "quality"])
+    lines = (tmp_path / "r.cache").read_text().splitlines()
+    without = bench.main([*argv, "--only", "quality"])
+    assert not [r for r in without["runs"] if r["method"] == bench.REFERENCE]
+    again = bench.main([*with_reference, "--only", "quality"])
     assert [r["seed"] for r in again["runs"] if r["method"] == bench.REFERENCE] == [0, 1]
+    assert (tmp_path / "r.cache").read_text().splitlines() == lines  # nothing refitted
     assert "relaxed_speed" not in again
     with pytest.raises(SystemExit, match="no model/GMVAE.py"):
         bench.main([*argv, "--reference", str(tmp_path)])
+
+
+def test_gmvae_benchmark_times_both_to_the_references_final_acc():
+    """Per reference seed: its final monitored ACC, when it first reached it, and the median
+    over the defaults' seeds of when GMVAE() did, pre-training included."""
+    bench = load("gmvae_mnist_test")
+    ref = {"method": bench.REFERENCE, "threads": 1, "seconds_per_epoch": 10.0, "seconds": 40.0}
+    ours = {"method": "GMVAE() defaults", "threads": 1, "seconds_per_epoch": 5.0}
+    runs = [
+        {**ref, "seed": 0, "monitored_acc": [0.3, 0.6, 0.5, 0.6]},  # 0.6 first after epoch 2
+        {**ref, "seed": 1, "monitored_acc": [0.2, 0.3, 0.4, 0.99]},
+        {**ours, "seed": 0, "pretrain_seconds": 2.0, "monitored_acc": [0.5, 0.7]},  # 12 s
+        {**ours, "seed": 1, "pretrain_seconds": 4.0, "monitored_acc": [0.9, 0.9]},  # 9 s
+        {**ours, "seed": 2, "pretrain_seconds": 1.0, "monitored_acc": [0.61, 0.9]},  # 6 s
+    ]
+    vs = bench.versus_reference(runs)
+    first, second = vs["per_reference_seed"]
+    assert first["target_acc"] == 0.6 and first["reference_seconds_to_target"] == 20.0
+    assert first["ours_seconds_to_target"] == 9.0 and first["reached"] == 3
+    assert first["speed_up"] == pytest.approx(20.0 / 9.0)
+    assert second["ours_seconds_to_target"] is None and second["speed_up"] is None
+    assert vs["speed_up_mean"] == pytest.approx(20.0 / 9.0)
+    runs[2]["threads"] = 2  # timed on other thread counts: not compared
+    assert bench.versus_reference(runs) is None

@@ -3,8 +3,10 @@ with a clear error, Adam's fused kernel."""
 
 import pytest
 import torch
+from conftest import tiny_kwargs
 from pyro.infer.util import is_validation_enabled
 
+from pyro_gmvae import GMVAE
 from pyro_gmvae.training import TrainingPlan, make_loader, train
 
 
@@ -31,6 +33,14 @@ def test_a_diverged_loss_stops_the_fit_with_a_clear_error():
     module = torch.nn.Linear(1, 1)
     with pytest.raises(FloatingPointError, match="training loss is nan after epoch 1"):
         fit(lambda x: module(x).mean() * float("nan"), module)
+
+
+def test_an_estimator_whose_fit_diverges_says_so_before_its_monitor_runs(digits_small):
+    """The check runs before the per-epoch monitor, which would otherwise meet the NaN
+    parameters first (with Pyro's checks on) and fail with an unrelated message."""
+    model = GMVAE(**tiny_kwargs(init="random", lr=1e12, epochs=3))
+    with pytest.raises(FloatingPointError, match="diverged"):
+        model.fit(digits_small.X[:200], digits_small.y[:200])
 
 
 def test_adam_uses_the_fused_kernel_on_the_cpu():

@@ -33,6 +33,7 @@ from ..training import (
     TrainingPlan,
     local_seed,
     make_loader,
+    monitor_indices,
     monitor_terms,
     svi_loss,
     train,
@@ -56,10 +57,10 @@ COMMON_DOC = """
         data-parallel training is not supported yet.
     progress_bar : report progress: a bar per training phase on a terminal or in Jupyter, one
         line per epoch elsewhere.
-    monitor_size : the per-epoch log (ACC/NMI/ARI when labels are given, and the ELBO terms
-        on the first 500 of these points) is computed on a fixed random subset of this many
-        training points (all when None); it draws from a generator of its own, so it never
-        changes the fitted model.
+    monitor_size : the per-epoch log is computed on a fixed random subset of this many
+        training points (all when None): ACC/NMI/ARI when labels are given on all of them, the
+        ELBO terms on 500 of them (random too; they cost K decoder passes per point). It draws
+        from a generator of its own, so it never changes the fitted model.
 
     Fitted attributes end in ``_``: ``module_`` (the Pyro model/guide with the fitted prior,
     guide and networks; components passed in stay as they were), ``history_`` (one dict of
@@ -353,7 +354,7 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
         """The fixed subset the per-epoch log is computed on (one fixed binarisation of it when
         training binarises), drawn from a generator of its own."""
         generator = torch.Generator().manual_seed(self.seed)
-        monitor = torch.randperm(len(X), generator=generator)[: self.monitor_size].sort()[0]
+        monitor = monitor_indices(len(X), self.monitor_size, generator)
         X_monitor = X[monitor]
         if self.binarize:  # the data the model is fitted to: one fixed binarisation
             X_monitor = torch.bernoulli(X_monitor, generator=generator)
