@@ -14,8 +14,9 @@ format:
 test:
 	python -m pytest
 
+# REFERENCE=DIR (a checkout of jariasf/GMVAE) adds the reference's rows and speed comparisons
 bench:
-	OMP_WAIT_POLICY=PASSIVE python benchmarks/gmvae_mnist_test.py
+	OMP_WAIT_POLICY=PASSIVE python benchmarks/gmvae_mnist_test.py $(REFERENCE:%=--reference %)
 
 # Two one-thread shards (one per core) fill the run cache; the last call publishes the table.
 bench-priors:
