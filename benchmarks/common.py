@@ -18,28 +18,24 @@ def machine() -> str:
     return f"{platform.machine()} CPU, {os.cpu_count()} cores"
 
 
+def _git(*args: str) -> str:
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def code_version() -> str:
     """The library's git commit (with ``+changes`` when its files differ from it), recorded with
     each cached fit: a cached row stays valid while its settings are unchanged, and this says
     which code produced it (a change of rounding, e.g. another optimiser kernel, changes a
     seed's numbers without changing what the row measures)."""
-    root = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "pyro_gmvae"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        commit = _git("rev-parse", "--short", "HEAD")
+        changed = _git("status", "--porcelain", "pyro_gmvae")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return commit + ("+changes" if changed else "")  # fmt: skip
+    return commit + ("+changes" if changed else "")
 
 
 def publish(result: dict, table: str, json_path: str, markdown_path: str) -> None:
@@ -69,6 +65,7 @@ class RunCache:
 
     def __init__(self, path: Path, key: Callable[[str, int], dict]) -> None:
         self.path, self.key = path, key
+        self.code = code_version()  # read before any fit: the code this process loaded
         self.rows: dict[tuple[str, int], dict] = {}
         if path.exists():
             for line in path.read_text().splitlines():
@@ -85,7 +82,7 @@ class RunCache:
         return self.rows.get((method, seed))
 
     def add(self, method: str, seed: int, row: dict) -> None:
-        row = {"method": method, **row, "seed": seed, "code": code_version()}
+        row = {"method": method, **row, "seed": seed, "code": self.code}
         self.rows[method, seed] = row
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:  # appended whole lines: earlier fits are never lost

@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     # (row name, combination or None for the autoencoder, extra constructor options)
     entries = [(c.name, c, {}) for c in combinations(include_unsupported=True)]
     by_name = {name: combo for name, combo, _ in entries}
-    # pre-trained with t-SNE, as these rows were measured (the GMVAE's default is now UMAP)
+    # pre-trained with t-SNE, as these rows were measured (the GMVAE's default is now 'auto')
     pretrained = {
         "init": "pretrain",
         "pretrain_epochs": PRETRAIN_EPOCHS,

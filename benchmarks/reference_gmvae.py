@@ -64,7 +64,6 @@ class Reference:
                 f"--reference {path}: no model/GMVAE.py there or in its pytorch/ folder "
                 "(expected a checkout of jariasf/GMVAE)"
             )
-        self.folder = folder
         # which code ran: the hash of its model, networks and losses, stored with each row
         digest = hashlib.sha256()
         for part in ("model/GMVAE.py", "networks/Networks.py", "networks/Layers.py",
