@@ -64,13 +64,15 @@ def test_posterior_matches_textbook_normal_wishart(covariance_type):
         assert float(post.concentration[0, k]) == pytest.approx(prior.weight_concentration + n)
 
 
+@pytest.mark.parametrize("N", [50, 700])  # 700: clusters span several blocks of GRAM_BLOCK rows
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
-def test_statistics_of_several_chains_match_a_loop_over_clusters(covariance_type):
+def test_statistics_of_several_chains_match_a_loop_over_clusters(covariance_type, N):
     """Each chain's counts, sums and sums of squares (full: outer products; diag: squares)
     equal a plain loop over its clusters, empty clusters (first, middle, last) included, and the
     feature sums against the clusters' coefficients give the log-likelihood of the points."""
+    assert 700 > 2 * cj.GRAM_BLOCK
     torch.manual_seed(0)
-    N, D, K = 50, 3, 5
+    D, K = 3, 5
     z = torch.randn(N, D, dtype=f64) * 2 + 1
     assignments = torch.stack(
         [torch.randint(1, 4, (N,)), torch.randint(0, 3, (N,)), torch.full((N,), 4)]

@@ -130,7 +130,7 @@ def gibbs_sweeps(
     feats_t = cj.features(z, "full" if full else "diag").T  # float64, for imprecise float32
     feats32_t = feats_t.float().contiguous() if float32 and ieee_float32_products() else None
     radius = float(z.norm(dim=1).max())
-    points = cj.with_ones(z)  # what the statistics read, built once
+    points = cj.gram_points(z)  # what the statistics read, built once
     log_normaliser = prior.log_normaliser(K)
     for _ in range(n_sweeps):
         coefficients = cj.coefficients(params)
