@@ -306,7 +306,8 @@ def _default_out(args: argparse.Namespace, model: LatentEstimator) -> Path:
     else:
         params = model.get_params()
         parts = [params["prior"] if params["prior"] != _default("prior") else None]
-        parts += [params.get("discrete")]
+        discrete = params.get("discrete")
+        parts += [discrete if discrete != _default("discrete") else None]
         parts += [params["z_guide"] if params["z_guide"] != _default("z_guide") else None]
     name = "-".join(p for p in [args.dataset, *parts] if p)
     return Path(f"runs/{name}-seed{args.seed}")
@@ -453,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--discrete",
-        choices=catalogue.DISCRETE,
+        choices=("auto", *catalogue.DISCRETE),
         default=None,
         help=f"how the discrete y is treated (GMVAE priors; default: {_default('discrete')})",
     )

@@ -230,7 +230,8 @@ def test_default_run_folders_name_what_differs_from_the_default():
         args = build_parser().parse_args(["train", *options])
         return _default_out(args, _model(args, 1)).name
 
-    assert folder() == "digits-enumerate-seed0"
+    assert folder() == "digits-seed0"
+    assert folder("--discrete", "enumerate") == "digits-enumerate-seed0"
     assert folder("--prior", "vamp", "--seed", "2") == "digits-vamp-seed2"
     assert folder("--discrete", "relaxed", "--z-guide", "flow") == "digits-relaxed-flow-seed0"
     assert folder("--prior", "none") == "digits-autoencoder-seed0"

@@ -229,3 +229,27 @@ def test_transform_and_reconstruct_compute_what_they_say(fitted, digits_small):
     assert (points[:, 0] - points[:, 1]).abs().mean() > 0.05
     np.testing.assert_allclose(fitted.transform(X), expected_z.numpy(), atol=1e-5)
     np.testing.assert_allclose(fitted.reconstruct(X), expected_x.numpy(), atol=1e-5)
+
+
+def test_auto_discrete_enumerates_small_data_and_relaxes_large_data(digits_small, tmp_path,
+                                                                     monkeypatch):  # fmt: skip
+    """discrete="auto" (the default) enumerates y below RELAXED_FROM training samples and relaxes
+    it from there; the mode chosen is saved, and loading rebuilds it."""
+    from pyro_gmvae.components import Enumerate, Relaxed
+    from pyro_gmvae.estimators import gmvae
+
+    assert GMVAE().discrete == "auto"
+    assert gmvae.resolve_discrete("auto", gmvae.RELAXED_FROM - 1) == "enumerate"
+    assert gmvae.resolve_discrete("auto", gmvae.RELAXED_FROM) == "relaxed"
+    assert gmvae.resolve_discrete("straight-through", 10) == "straight-through"
+    small = GMVAE(**tiny_kwargs(discrete="auto", epochs=1)).fit(digits_small.X)
+    assert small.discrete_ == "enumerate" and isinstance(small.module_.discrete, Enumerate)
+    monkeypatch.setattr(gmvae, "RELAXED_FROM", len(digits_small.X))
+    large = GMVAE(**tiny_kwargs(discrete="auto", epochs=1, decay_rate=0.5)).fit(digits_small.X)
+    assert large.discrete_ == "relaxed" and isinstance(large.module_.discrete, Relaxed)
+    assert large.module_.discrete.temperature == pytest.approx(np.exp(-0.5))  # its schedule
+    monkeypatch.setattr(gmvae, "RELAXED_FROM", 10**9)  # loading does not choose again
+    loaded = GMVAE.load(large.save(tmp_path / "large.pt"))
+    assert loaded.discrete_ == "relaxed" and isinstance(loaded.module_.discrete, Relaxed)
+    np.testing.assert_allclose(loaded.predict_proba(digits_small.X),
+                               large.predict_proba(digits_small.X), atol=1e-6)  # fmt: skip

@@ -265,6 +265,7 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
         """
         self._check_params()
         X = self._data(X, fitting=True)
+        self._choose_from_data(X)
         labels = self._labels(X, y)
         self._check_run_dir(run_dir, ckpt_path)
         devices = self._devices()
@@ -299,6 +300,13 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
         self.history_ = history
         self._after_fit(X)
         return self
+
+    # fitted attributes that _choose_from_data sets and _build reads (loading sets them first)
+    _chosen_from_data: tuple[str, ...] = ()
+
+    def _choose_from_data(self, X: torch.Tensor) -> None:
+        """Settings that a parameter leaves to the data (e.g. ``"auto"``), chosen before the
+        module is built."""
 
     def _loss(self, module: torch.nn.Module) -> Callable[..., torch.Tensor]:
         """The training loss per data point: the negative ELBO of the module's pair."""
