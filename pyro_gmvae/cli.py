@@ -338,6 +338,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
         "n": len(data),
         "subset": args.n,
         "config": model.configuration(),
+        # what the data chose where a setting is "auto" (e.g. discrete_: how y was treated)
+        **{name: getattr(model, name) for name in model._chosen_from_data},
         "epochs": model.epochs,
         "fit_seconds": seconds,
         "elbo": model.score(data.X),
@@ -374,7 +376,8 @@ def _report(summary: dict, out: Path) -> None:
     if "scores" in summary:
         s, k = summary["scores"], summary["kmeans_scores"]
         name = summary["config"]["model"]
-        print(f"{name:<7} ACC {s['acc']:.3f}  NMI {s['nmi']:.3f}  ARI {s['ari']:.3f}")
+        mode = f"  (y: {summary['discrete_']})" if summary.get("discrete_") else ""
+        print(f"{name:<7} ACC {s['acc']:.3f}  NMI {s['nmi']:.3f}  ARI {s['ari']:.3f}{mode}")
         print(f"k-means ACC {k['acc']:.3f}  NMI {k['nmi']:.3f}  ARI {k['ari']:.3f}")
 
 

@@ -248,8 +248,40 @@ def test_auto_discrete_enumerates_small_data_and_relaxes_large_data(digits_small
     large = GMVAE(**tiny_kwargs(discrete="auto", epochs=1, decay_rate=0.5)).fit(digits_small.X)
     assert large.discrete_ == "relaxed" and isinstance(large.module_.discrete, Relaxed)
     assert large.module_.discrete.temperature == pytest.approx(np.exp(-0.5))  # its schedule
+    relaxed = GMVAE(**tiny_kwargs(discrete="relaxed", epochs=1, decay_rate=0.5))
+    np.testing.assert_array_equal(relaxed.fit(digits_small.X).predict_proba(digits_small.X),
+                                  large.predict_proba(digits_small.X))  # the same fit  # fmt: skip
     monkeypatch.setattr(gmvae, "RELAXED_FROM", 10**9)  # loading does not choose again
     loaded = GMVAE.load(large.save(tmp_path / "large.pt"))
     assert loaded.discrete_ == "relaxed" and isinstance(loaded.module_.discrete, Relaxed)
     np.testing.assert_allclose(loaded.predict_proba(digits_small.X),
                                large.predict_proba(digits_small.X), atol=1e-6)  # fmt: skip
+    # a refit that fails keeps the mode of the module it keeps: the model still saves and loads
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.csv").write_text("not ours")
+    with pytest.raises(FileExistsError):
+        large.fit(digits_small.X, run_dir=tmp_path / "run")
+    assert large.discrete_ == "relaxed"
+    GMVAE.load(large.save(tmp_path / "large.pt", overwrite=True))
+
+
+def test_auto_discrete_is_recorded_in_checkpoints_and_read_from_older_files(digits_small,
+                                                                           tmp_path):  # fmt: skip
+    """The checkpoint's configuration holds the mode "auto" chose, so a resume on data that would
+    choose another is refused by name; a file saved before discrete_ existed loads with the
+    mode its parameter names."""
+    import torch as th
+
+    from pyro_gmvae.estimators import gmvae
+
+    model = GMVAE(**tiny_kwargs(epochs=1)).fit(digits_small.X, run_dir=tmp_path / "run")
+    saved = th.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert "'discrete_': 'enumerate'" in repr(saved)
+    path = model.save(tmp_path / "model.pt")
+    payload = th.load(path, weights_only=True)
+    del payload["fitted"]["discrete_"]  # as written before "auto"
+    payload["params"]["discrete"] = "enumerate"
+    th.save(payload, tmp_path / "old.pt")
+    old = GMVAE.load(tmp_path / "old.pt")
+    assert old.discrete_ == "enumerate" and old.discrete == "enumerate"
+    assert gmvae.resolve_discrete("auto", 10) == "enumerate"

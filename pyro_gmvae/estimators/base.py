@@ -265,12 +265,12 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
         """
         self._check_params()
         X = self._data(X, fitting=True)
-        self._choose_from_data(X)
+        chosen = self._choose_from_data(X)  # set with module_, once the fit has succeeded
         labels = self._labels(X, y)
         self._check_run_dir(run_dir, ckpt_path)
         devices = self._devices()
         with local_seed(self.seed):
-            module = self._build(X.shape[1])
+            module = self._build(X.shape[1], **chosen)
             start = time.perf_counter()
             if ckpt_path is None and self.resolved_init() == "pretrain":
                 self._run_pretrain(module, X)
@@ -280,7 +280,7 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
                 self._loss(module),
                 lr=self.lr,
                 binarize=self.binarize,
-                config=self.configuration(fit_settings=False),
+                config={**self.configuration(fit_settings=False), **chosen},
             )
             X_monitor, labels_monitor = self._monitor_data(X, labels)
             callbacks = [
@@ -297,16 +297,21 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
                 **devices,
             )
         self.module_ = module.cpu().eval()
+        for name, value in chosen.items():
+            setattr(self, name, value)
         self.history_ = history
         self._after_fit(X)
         return self
 
-    # fitted attributes that _choose_from_data sets and _build reads (loading sets them first)
+    # the fitted attributes that _choose_from_data returns (saved; loading builds with them)
     _chosen_from_data: tuple[str, ...] = ()
 
-    def _choose_from_data(self, X: torch.Tensor) -> None:
-        """Settings that a parameter leaves to the data (e.g. ``"auto"``), chosen before the
-        module is built."""
+    def _choose_from_data(self, X: torch.Tensor) -> dict[str, Any]:
+        """Settings that a parameter leaves to the data (e.g. ``"auto"``), by the name of the
+        fitted attribute that records them: ``fit`` builds the module with them
+        (``_build(x_dim, **chosen)``), records them in the checkpoint's configuration, and sets
+        them with ``module_`` once the fit has succeeded."""
+        return {}
 
     def _loss(self, module: torch.nn.Module) -> Callable[..., torch.Tensor]:
         """The training loss per data point: the negative ELBO of the module's pair."""

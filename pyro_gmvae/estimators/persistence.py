@@ -94,12 +94,10 @@ def load(cls: type[LatentEstimator], path: str | Path, components: dict[str, Any
             )
     est = cls(**{**params, **components})
     fitted = saved["fitted"]
-    # what the module was built with (absent in older files, and for models that choose nothing)
-    for name in getattr(est, "_chosen_from_data", ()):
-        if name in fitted:
-            setattr(est, name, fitted[name])
+    # what the data chose the module's build to be (absent in files from before such choices)
+    chosen = {k: fitted[k] for k in getattr(est, "_chosen_from_data", ()) if k in fitted}
     with local_seed(est.seed):  # building draws a random start, overwritten by the weights
-        module = est._build(fitted["n_features_in_"])
+        module = est._build(fitted["n_features_in_"], **chosen)
     module.load_state_dict(saved["state_dict"])
     est.module_ = module.eval()
     est._restore_fitted(fitted)

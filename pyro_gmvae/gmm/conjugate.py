@@ -161,7 +161,8 @@ def statistics(
 
 # Rows per block of the statistics' Gram products. Each (chain, cluster) group is padded with
 # zero rows to whole blocks, so one stacked product of (D + 1, B) by (B, D + 1) blocks serves all
-# groups: no loop over clusters, and at most B - 1 padding rows per group.
+# groups: no loop over clusters; at most B - 1 padding rows per group, a whole block for an empty
+# one.
 GRAM_BLOCK = 128
 
 
@@ -181,6 +182,7 @@ def gram_statistics(
     D = points.shape[1] - 1
     groups = C * n_clusters
     keys = (assignments.cpu().numpy() + n_clusters * np.arange(C)[:, None]).reshape(-1)
+    points = points.detach().cpu()
     order = np.argsort(keys.astype(np.int16 if groups <= 2**15 else np.int64), kind="stable")
     sizes = np.bincount(keys, minlength=groups)
     blocks = np.maximum(-(-sizes // GRAM_BLOCK), 1)  # an empty group gets one block of zeros
