@@ -59,7 +59,8 @@ def test_fitting_starts_from_the_users_prior_and_leaves_it_untouched(digits_smal
     before = {k: v.clone() for k, v in prior.state_dict().items()}
     model = GMVAE(**tiny_kwargs(n_clusters=2, latent_dim=2, prior=prior, init="auto"))
     assert model.resolved_init() == "random"  # pre-training would overwrite its placement
-    start = model._build(digits_small.X.shape[1]).prior
+    X = digits_small.X
+    start = model._build(X.shape[1], **model._choose_from_data(X)).prior
     placed = torch.tensor([[5.0, 5.0], [-5.0, -5.0]])
     torch.testing.assert_close(start.params(torch.eye(2))[0], placed)
     model.fit(digits_small.X)

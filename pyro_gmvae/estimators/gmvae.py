@@ -66,10 +66,9 @@ class GMVAE(ClusteringEstimator):
     pretrain_embedding : the 2-D embedding pre-training clusters the codes in: ``"auto"``
         (default) chooses t-SNE below 4,096 points and UMAP from there (see
         :func:`pyro_gmvae.pretrain.resolve_embedding`: t-SNE clustered scikit-learn's 1,797
-        digits better, UMAP MNIST-test's 9,000 training images); ``"umap"`` (on MNIST-test's
-        codes ACC 0.949-0.959 over seeds 0-4, against t-SNE's 0.937-0.949 over seeds 0-2, in a
-        tenth of the time once numba has compiled it, which takes 30-60 s in each new process)
-        or ``"tsne"``.
+        digits better, UMAP MNIST-test's 9,000 training images); ``"umap"`` (on MNIST-test the same ACC
+        as t-SNE, 0.958 and 0.960 against 0.961 and 0.959 for seeds 0 and 1, with 47 s less
+        pre-training on one thread, numba's compile included) or ``"tsne"``.
 
     The defaults are the configuration measured best on images with values in [0, 1]
     (MNIST-test: ``docs/benchmarks.md``). For other arrays choose ``likelihood="gaussian"``
