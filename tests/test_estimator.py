@@ -265,18 +265,30 @@ def test_auto_discrete_enumerates_small_data_and_relaxes_large_data(digits_small
     GMVAE.load(large.save(tmp_path / "large.pt", overwrite=True))
 
 
-def test_auto_discrete_is_recorded_in_checkpoints_and_read_from_older_files(digits_small,
-                                                                           tmp_path):  # fmt: skip
+def test_auto_discrete_is_recorded_in_checkpoints_and_read_from_older_files(
+    digits_small, tmp_path, monkeypatch
+):
     """The checkpoint's configuration holds the mode "auto" chose, so a resume on data that would
-    choose another is refused by name; a file saved before discrete_ existed loads with the
-    mode its parameter names."""
+    choose another is refused by name (a named mode adds nothing: older checkpoints resume);
+    a file saved before discrete_ existed loads with the mode its parameter names."""
     import torch as th
 
     from pyro_gmvae.estimators import gmvae
 
+    def config(run):
+        return th.load(tmp_path / run / "checkpoints" / "last.ckpt")["pyro_gmvae"]["config"]
+
     model = GMVAE(**tiny_kwargs(epochs=1)).fit(digits_small.X, run_dir=tmp_path / "run")
-    saved = th.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
-    assert "'discrete_': 'enumerate'" in repr(saved)
+    assert config("run")["discrete_"] == "enumerate"
+    named = GMVAE(**tiny_kwargs(epochs=1, discrete="enumerate"))
+    named.fit(digits_small.X, run_dir=tmp_path / "named")
+    assert "discrete_" not in config("named")
+    with monkeypatch.context() as patch:
+        patch.setattr(gmvae, "RELAXED_FROM", len(digits_small.X))
+        resumed = GMVAE(**tiny_kwargs(epochs=2))
+        with pytest.raises(ValueError, match="discrete_"):
+            resumed.fit(digits_small.X, run_dir=tmp_path / "run",
+                        ckpt_path=tmp_path / "run" / "checkpoints" / "last.ckpt")  # fmt: skip
     path = model.save(tmp_path / "model.pt")
     payload = th.load(path, weights_only=True)
     del payload["fitted"]["discrete_"]  # as written before "auto"

@@ -110,7 +110,8 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
     """Shared machinery of the estimators. Subclasses define ``_build(x_dim)`` (the Pyro module)
     and their ``__init__`` (every parameter stored as given, so that scikit-learn's ``clone``,
     ``get_params`` and ``set_params`` work); models that pre-train set ``_pretrain`` and
-    ``_prior_has_y``, and may extend ``_check_params``, ``_data`` and ``_after_fit``."""
+    ``_prior_has_y``, and may extend ``_check_params``, ``_data`` and ``_after_fit``; settings
+    left to the data come from ``_choose_from_data`` and reach ``_build(x_dim, **chosen)``."""
 
     _pretrain: Callable | None = None  # a pyro_gmvae.pretrain function, in models that pre-train
     _prior_has_y = False  # whether the model's named priors are conditioned on a y
@@ -280,7 +281,7 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
                 self._loss(module),
                 lr=self.lr,
                 binarize=self.binarize,
-                config={**self.configuration(fit_settings=False), **chosen},
+                config={**self.configuration(fit_settings=False), **self._resolved(chosen)},
             )
             X_monitor, labels_monitor = self._monitor_data(X, labels)
             callbacks = [
@@ -309,9 +310,17 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
     def _choose_from_data(self, X: torch.Tensor) -> dict[str, Any]:
         """Settings that a parameter leaves to the data (e.g. ``"auto"``), by the name of the
         fitted attribute that records them: ``fit`` builds the module with them
-        (``_build(x_dim, **chosen)``), records them in the checkpoint's configuration, and sets
-        them with ``module_`` once the fit has succeeded."""
+        (``_build(x_dim, **chosen)``), records those that differ from their parameter in the
+        checkpoint's configuration, and sets them with ``module_`` once the fit has
+        succeeded."""
         return {}
+
+    def _resolved(self, chosen: dict[str, Any]) -> dict[str, Any]:
+        """The chosen settings that differ from their parameter (``discrete_`` where
+        ``discrete="auto"``): what a checkpoint must record beyond the configuration, so that a
+        resume on data that would choose otherwise is refused, while checkpoints written before
+        such choices existed still resume."""
+        return {k: v for k, v in chosen.items() if v != self.get_params().get(k.rstrip("_"))}
 
     def _loss(self, module: torch.nn.Module) -> Callable[..., torch.Tensor]:
         """The training loss per data point: the negative ELBO of the module's pair."""

@@ -66,9 +66,8 @@ class GMVAE(ClusteringEstimator):
     pretrain_embedding : the 2-D embedding pre-training clusters the codes in: ``"auto"``
         (default) chooses t-SNE below 4,096 points and UMAP from there (see
         :func:`pyro_gmvae.pretrain.resolve_embedding`: t-SNE clustered scikit-learn's 1,797
-        digits better, UMAP MNIST-test's 9,000 training images); ``"umap"`` (on MNIST-test the same ACC
-        as t-SNE, 0.958 and 0.960 against 0.961 and 0.959 for seeds 0 and 1, with 47 s less
-        pre-training on one thread, numba's compile included) or ``"tsne"``.
+        digits better; on MNIST-test they were alike in the benchmark, 0.958 and 0.960 with
+        UMAP against 0.961 and 0.959, seeds 0 and 1), ``"umap"`` or ``"tsne"``.
 
     The defaults are the configuration measured best on images with values in [0, 1]
     (MNIST-test: ``docs/benchmarks.md``). For other arrays choose ``likelihood="gaussian"``
