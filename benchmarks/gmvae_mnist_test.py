@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.hidden:
         extra["hidden_dims"] = tuple(args.hidden)
 
-    n_train = len(split(X)[0])
+    train, test, _ = split(X)
     reference = Reference(args.reference) if args.reference else None
     reference_epochs = args.epochs or REFERENCE_ARGS["epochs"]
 
@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> dict:
         model = GMVAE(seed=seed, progress_bar=False, **{**extra, **CONFIGURATIONS[name]})
         config = model.configuration()
         # the mode "auto" chooses for the training images: the fit is that mode's fit
-        config["discrete"] = resolve_discrete(config["discrete"], n_train)
+        config["discrete"] = resolve_discrete(config["discrete"], len(train))
         return {"n": len(X), "version": BENCH_VERSION, "iw_samples": args.iw_samples,
                 **config}  # fmt: skip
 
@@ -447,7 +447,6 @@ def main(argv: list[str] | None = None) -> dict:
     if args.shard != "0/1":  # a shard only fills the cache; the call without --shard publishes
         return {"runs": list(cache.rows.values())}
     runs = [cache.get(name, seed) for seed, name in jobs if cache.get(name, seed) is not None]
-    train, test, _ = split(X)
     pyro.set_rng_seed(0)
     result = {
         "n": len(X),

@@ -320,7 +320,8 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
         ``discrete="auto"``): what a checkpoint must record beyond the configuration, so that a
         resume on data that would choose otherwise is refused, while checkpoints written before
         such choices existed still resume."""
-        return {k: v for k, v in chosen.items() if v != self.get_params().get(k.rstrip("_"))}
+        params = self.get_params()
+        return {k: v for k, v in chosen.items() if v != params.get(k.rstrip("_"))}
 
     def _loss(self, module: torch.nn.Module) -> Callable[..., torch.Tensor]:
         """The training loss per data point: the negative ELBO of the module's pair."""
