@@ -94,6 +94,49 @@ def test_statistics_of_several_chains_match_a_loop_over_clusters(covariance_type
     assert torch.allclose(ours, expected, rtol=1e-12)
 
 
+def test_moved_grams_equal_fresh_sums():
+    """Moving the points whose cluster changed gives each (chain, cluster)'s Gram matrix of a
+    fresh sum: counts exactly, sums to float64 rounding; a cluster emptied by the move and one
+    filled from empty included, and chains moving different points."""
+    torch.manual_seed(0)
+    N, D, K = 300, 4, 5
+    z = torch.randn(N, D, dtype=f64) * 3 + 2
+    points = cj.gram_points(z)
+    before = torch.stack([torch.randint(0, 4, (N,)), torch.randint(0, K, (N,))])  # 4 empty
+    after = before.clone()
+    after[0, before[0] == 0] = 4  # chain 0: cluster 0 empties into the empty cluster 4
+    after[1, :40] = (before[1, :40] + 1) % K  # chain 1: 40 points move one cluster on
+    moved = cj.moved_grams(cj.grams(points, before, K), points, before, after)
+    fresh = cj.grams(points, after, K)
+    assert torch.equal(moved[..., 0, 0], fresh[..., 0, 0])
+    assert float(moved[0, 0, 0, 0]) == 0 and float(moved[0, 4, 0, 0]) > 0
+    assert torch.allclose(moved, fresh, rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_sweeps_moving_points_draw_what_fresh_sums_draw(covariance_type, monkeypatch):
+    """Sweeps that update the statistics by moving points (always) draw the same assignments,
+    and parameters within rounding, as sweeps that sum them afresh (never), from one seed."""
+    torch.manual_seed(1)
+    D, K = 2, 3
+    z = torch.cat([torch.randn(60, D, dtype=f64) + 4 * k for k in range(K)])
+    prior = _prior(D, covariance_type)
+    start = torch.randint(0, K, (2, len(z)))
+    params = cj.draw(cj.posterior(prior, *_stats(z, start, K, covariance_type)))
+    runs = []
+    for share in (1.0, 0.0):
+        monkeypatch.setattr(sampler, "MOVED_SHARE", share)
+        torch.manual_seed(2)
+        runs.append(list(gibbs_sweeps(z, prior, params, 30)))
+    moving, fresh = runs
+    steps = zip(moving, moving[1:], strict=False)
+    assert sum(int((a.assignments != b.assignments).sum()) for a, b in steps) > 0  # points moved
+    for a, b in zip(moving, fresh, strict=True):
+        assert torch.equal(a.assignments, b.assignments)
+        assert torch.allclose(a.params.means, b.params.means, rtol=1e-9)
+        assert torch.allclose(a.log_joint, b.log_joint, rtol=1e-9)
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_draws_have_the_posterior_moments(covariance_type):
     """Many draws (one 'chain' each) from one posterior: E[Lambda] = nu Psi^-1 (full) or

@@ -145,7 +145,7 @@ def _upper(dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def gram_points(z: torch.Tensor) -> torch.Tensor:
     """``[1, z]`` per point and one row of zeros after them, (N + 1, D + 1): what
-    :func:`gram_statistics` reads (the zero row pads its blocks)."""
+    :func:`grams` and :func:`moved_grams` read (the zero row pads the blocks of :func:`grams`)."""
     points = torch.cat([torch.ones_like(z[:, :1]), z], 1)
     return torch.cat([points, points.new_zeros(1, points.shape[1])])
 
@@ -155,8 +155,8 @@ def statistics(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Counts (C, K), sums (C, K, D) and sums of squares (C, K, D, D), or their diagonals
     (C, K, D) where ``full`` is False, of each cluster's points ``z`` (N, D) for each chain's
-    ``assignments`` (C, N): :func:`gram_statistics` of :func:`gram_points`."""
-    return gram_statistics(gram_points(z), assignments, n_clusters, full)
+    ``assignments`` (C, N), from their :func:`grams`."""
+    return split_grams(grams(gram_points(z), assignments, n_clusters), full)
 
 
 # Rows per block of the statistics' Gram products. Each (chain, cluster) group is padded with
@@ -166,14 +166,12 @@ def statistics(
 GRAM_BLOCK = 128
 
 
-def gram_statistics(
-    points: torch.Tensor, assignments: torch.Tensor, n_clusters: int, full: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`statistics` from :func:`gram_points` (``[1, z]`` and a zero row, (N + 1, D + 1)),
-    which a sampler builds once for all its sweeps.
+def grams(points: torch.Tensor, assignments: torch.Tensor, n_clusters: int) -> torch.Tensor:
+    """Each (chain, cluster)'s Gram matrix of ``[1, z]`` over its points, (C, K, D + 1, D + 1),
+    from :func:`gram_points` ``points`` and the ``assignments`` (C, N): its count, sum and sum
+    of outer products at once.
 
-    Each group's Gram matrix of ``[1, z]`` gives its count, sum and sum of outer products at
-    once. The points are sorted by (chain, cluster), laid out in zero-padded blocks of
+    The points are sorted by (chain, cluster), laid out in zero-padded blocks of
     :data:`GRAM_BLOCK` rows, and the blocks' Gram matrices summed per group. This runs on the
     CPU in numpy: its stable sort of 16-bit keys is a radix sort, and its stacked float64
     products ran twice as fast as torch's on small matrices (measured on this project's
@@ -194,7 +192,30 @@ def gram_statistics(
     padded = np.take(points.numpy(), source, axis=0).reshape(-1, GRAM_BLOCK, D + 1)
     block_grams = np.matmul(padded.transpose(0, 2, 1), padded)
     gram = np.add.reduceat(block_grams, first_block, axis=0)
-    gram = torch.from_numpy(gram).reshape(C, n_clusters, D + 1, D + 1)
+    return torch.from_numpy(gram).reshape(C, n_clusters, D + 1, D + 1)
+
+
+def moved_grams(
+    gram: torch.Tensor, points: torch.Tensor, before: torch.Tensor, after: torch.Tensor
+) -> torch.Tensor:
+    """:func:`grams` for the assignments ``after`` from ``gram``, those for ``before`` (both
+    (C, N)): only the points whose cluster changed move, each one's outer product subtracted
+    from its old cluster and added to its new one. Gibbs sweeps that have settled move a few
+    percent of the points, so this reads far less than a sum over all of them; the counts stay
+    exact, the sums within float64 rounding of a fresh sum."""
+    C, K, E, _ = gram.shape
+    chain, point = (before != after).nonzero(as_tuple=True)
+    moved = points[point]
+    outer = (moved.unsqueeze(-1) * moved.unsqueeze(-2)).reshape(-1, E * E)
+    out = gram.reshape(C * K, E * E).clone()
+    out.index_add_(0, chain * K + after[chain, point], outer)
+    out.index_add_(0, chain * K + before[chain, point], outer, alpha=-1)
+    return out.reshape(C, K, E, E)
+
+
+def split_grams(gram: torch.Tensor, full: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Counts (C, K), sums (C, K, D) and sums of squares (C, K, D, D), or their diagonals, from
+    :func:`grams`."""
     counts, sums, squares = gram[..., 0, 0], gram[..., 0, 1:], gram[..., 1:, 1:]
     return counts, sums, squares if full else squares.diagonal(dim1=-2, dim2=-1)
 

@@ -132,17 +132,33 @@ def gibbs_sweeps(
     radius = float(z.norm(dim=1).max())
     points = cj.gram_points(z)  # what the statistics read, built once
     log_normaliser = prior.log_normaliser(K)
+    previous, gram = None, None
     for _ in range(n_sweeps):
         coefficients = cj.coefficients(params)
         log_probs = assignment_log_probs(params, coefficients, feats_t, feats32_t, radius)
         assignments = sample_assignments(log_probs)
-        stats = cj.gram_statistics(points, assignments, K, full)
+        if previous is not None and _few_moved(previous, assignments):
+            gram = cj.moved_grams(gram, points, previous, assignments)
+        else:
+            gram = cj.grams(points, assignments, K)
+        previous = assignments
+        stats = cj.split_grams(gram, full)
         # log p(Z, c | params) in float64 whatever the densities' precision: the densities are
         # linear in the features, so it is each cluster's coefficients against its points' sums
         log_lik = (coefficients * cj.feature_sums(*stats)).sum((-1, -2))
         log_joint = log_lik + cj.log_prior(prior, params, log_normaliser)
         yield Sweep(params, assignments, log_probs, log_joint)
         params = cj.draw(cj.posterior(prior, *stats))
+
+
+# The statistics are updated from the last sweep's where at most this share of the assignments
+# changed, and summed afresh otherwise: moving 5 % of 10,000 points (a settled chain on the
+# benchmark's latents moves about 5 %) took half the time of a fresh sum, moving 13 % as long.
+MOVED_SHARE = 0.125
+
+
+def _few_moved(before: torch.Tensor, after: torch.Tensor) -> bool:
+    return int((before != after).sum()) <= MOVED_SHARE * before.numel()
 
 
 def match_labels(
