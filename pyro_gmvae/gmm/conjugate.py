@@ -196,17 +196,23 @@ def grams(points: torch.Tensor, assignments: torch.Tensor, n_clusters: int) -> t
 
 
 def moved_grams(
-    gram: torch.Tensor, points: torch.Tensor, before: torch.Tensor, after: torch.Tensor
+    gram: torch.Tensor,
+    points: torch.Tensor,
+    before: torch.Tensor,
+    after: torch.Tensor,
+    moved: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """:func:`grams` for the assignments ``after`` from ``gram``, those for ``before`` (both
-    (C, N)): only the points whose cluster changed move, each one's outer product subtracted
-    from its old cluster and added to its new one. Gibbs sweeps that have settled move a few
-    percent of the points, so this reads far less than a sum over all of them; the counts stay
-    exact, the sums within float64 rounding of a fresh sum."""
+    (C, N); ``moved``, their difference ``before != after``, when known): only the points whose
+    cluster changed move, each one's outer product subtracted from its old cluster and added to
+    its new one. Gibbs sweeps that have settled move a few percent of the points, so this reads
+    far less than a sum over all of them. The counts stay exact; each call adds the rounding of
+    its moves to the sums (float64), so a sampler sums afresh now and then. ``gram`` is not
+    changed."""
     C, K, E, _ = gram.shape
-    chain, point = (before != after).nonzero(as_tuple=True)
-    moved = points[point]
-    outer = (moved.unsqueeze(-1) * moved.unsqueeze(-2)).reshape(-1, E * E)
+    moved = before != after if moved is None else moved
+    chain, point = moved.nonzero(as_tuple=True)
+    outer = (points[point].unsqueeze(-1) * points[point].unsqueeze(-2)).reshape(-1, E * E)
     out = gram.reshape(C * K, E * E).clone()
     out.index_add_(0, chain * K + after[chain, point], outer)
     out.index_add_(0, chain * K + before[chain, point], outer, alpha=-1)
