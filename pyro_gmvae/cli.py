@@ -10,12 +10,15 @@ model's own class) alone.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
+import os
 import shutil
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,7 @@ from .estimators import AE, GMVAE, VAE, VAEGMM, DilokthanakulGMVAE, LatentEstima
 from .metrics import clustering_scores
 from .pretrain import EMBEDDINGS
 from .timeseries.cli import add_parser as add_ar_parser
+from .training import is_global_zero
 
 MODELS = {cls.__name__: cls for cls in (GMVAE, VAE, AE, VAEGMM, DilokthanakulGMVAE)}
 MUTUAL = "vae-gmm"  # --model vae-gmm: VAE + GMM mutual learning
@@ -313,6 +317,25 @@ def _default_out(args: argparse.Namespace, model: LatentEstimator) -> Path:
     return Path(f"runs/{name}-seed{args.seed}")
 
 
+# The run folder of the first process, for the processes that data-parallel training starts
+# (they inherit its environment).
+RUN_DIR_VARIABLE = "PYRO_GMVAE_RUN_DIR"
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """Set the environment variable ``name`` inside the block, as it was afterwards."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = before
+
+
 def cmd_train(args: argparse.Namespace) -> dict:
     data = _load(args.dataset, args.data_root, args.n, args.seed)
     model = _model(args, args.epochs)  # bad options fail before any file is written
@@ -320,16 +343,32 @@ def cmd_train(args: argparse.Namespace) -> dict:
         raise ValueError(
             "--resume does not apply to --model vae-gmm: it fits in rounds, train again"
         )
+    if not is_global_zero():
+        # a process that data-parallel training started (strategy="ddp" runs this command once
+        # per device): it trains in the first process's folder and writes nothing
+        if RUN_DIR_VARIABLE not in os.environ:
+            raise ValueError(
+                "this process is not the first of a data-parallel run, but the first did not "
+                "start it: run pyro-gmvae train --devices N --strategy ddp once, and Lightning "
+                "starts the other processes (torchrun and cluster launchers are not supported)"
+            )
+        out = Path(os.environ[RUN_DIR_VARIABLE])
+        ckpt = out / "checkpoints" / "last.ckpt" if args.resume else None
+        with warnings.catch_warnings():  # the first process reports
+            warnings.simplefilter("ignore")
+            model.fit(data.X, data.y, run_dir=out, ckpt_path=ckpt)
+        return {}
     target = Path(args.out) if args.out else _default_out(args, model)
     out = _prepare_run_dir(target, args.overwrite, args.resume)
     _check_same_data(out, {"dataset": args.dataset, "data_root": args.data_root, "n": args.n})
     start = time.perf_counter()
-    model.fit(
-        data.X,
-        data.y,
-        run_dir=out,
-        ckpt_path=out / "checkpoints" / "last.ckpt" if args.resume else None,
-    )
+    with _environment(RUN_DIR_VARIABLE, str(out)):  # what the processes DDP starts train in
+        model.fit(
+            data.X,
+            data.y,
+            run_dir=out,
+            ckpt_path=out / "checkpoints" / "last.ckpt" if args.resume else None,
+        )
     seconds = time.perf_counter() - start
     model.save(out / "model.pt", overwrite=args.resume)
     summary = {
@@ -573,9 +612,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--devices",
         type=lambda v: int(v) if v.isdigit() else v,
         default=_default("devices"),
-        help="one device: 1 (multi-device training is not supported yet)",
+        help="how many devices (several: data-parallel, with --strategy ddp)",
     )
-    t.add_argument("--strategy", default="auto")
+    t.add_argument(
+        "--strategy",
+        default="auto",
+        help="'auto' (one device) or 'ddp' (one process per device, each with --batch-size "
+        "points of every global batch; only the first writes the run folder)",
+    )
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="score a run's model on its data (or another dataset)")

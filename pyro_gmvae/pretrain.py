@@ -36,7 +36,7 @@ from sklearn.neighbors import NearestNeighbors
 from torch.nn import functional as F
 
 from .models import GMVAEModule, VAEModule
-from .training import TrainingPlan, make_loader, train
+from .training import TrainingPlan, is_global_zero, make_loader, train
 
 
 def autoencoder_loss(module: GMVAEModule | VAEModule, encode: Callable):
@@ -273,7 +273,7 @@ def pretrain(
         module.n_clusters,
         seed,
         embedding,
-        verbose=trainer_args.get("progress_bar", False),
+        verbose=trainer_args.get("progress_bar", False) and is_global_zero(),
     )
     resp_t = torch.as_tensor(resp, dtype=torch.float32)
     train(
@@ -344,7 +344,7 @@ def pretrain_mixture_prior(
         module.prior.n_components,
         seed,
         embedding,
-        verbose=trainer_args.get("progress_bar", False),
+        verbose=trainer_args.get("progress_bar", False) and is_global_zero(),
     )
     weights, means, variances = component_moments(torch.as_tensor(resp, dtype=torch.float32), codes)
     module.prior.set_components(means, variances, weights)

@@ -2,13 +2,18 @@
 
 A model object passed here needs ``model(x)``, ``guide(x)`` and a ``discrete`` strategy (or an
 ``elbo()`` method) that names its ELBO. Schedules are callbacks; Lightning provides the progress
-bar, checkpoints and device placement (one device: multi-process data-parallel training is not
-supported yet).
+bar, checkpoints and device placement: one device, or data-parallel processes with
+``strategy="ddp"`` (:func:`check_strategy`), each taking its share of every global batch
+(:class:`EpochBatches`) and training only the parameters its phase's loss reaches
+(:func:`_frozen_unused`).
 
 The loss is the negative ELBO of a batch divided by its size: the per-point mean, an unbiased
-estimate of the data set's negative ELBO divided by N. That is right while the models have only
-local latent variables (one y and z per point); a model with global latent variables must scale
-its local terms with ``pyro.plate(..., size=N, subsample=...)`` instead.
+estimate of the data set's negative ELBO divided by N, and under DDP the processes' averaged
+gradients are those of the global batch's mean. That is right while the models have only local
+latent variables (one y and z per point), which holds for every model trained here; a model
+with global latent variables must scale its local terms with
+``pyro.plate(..., size=N, subsample=...)`` instead (the AR mixture divides by its number of
+transitions, and trains on one process).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import contextlib
 import csv
 import io
 import logging
+import os
 import random
 import sys
 import time
@@ -55,25 +61,103 @@ class EpochShuffleSampler(Sampler[int]):
         return self.n
 
 
+def check_strategy(devices: Any, strategy: Any) -> None:
+    """Raise a ``ValueError`` unless the fit can run with these Lightning settings: one device
+    with ``strategy="auto"``, or any number with ``"ddp"`` (or a ``DDPStrategy`` that starts
+    its processes from the script, Lightning's default). Strategies that start processes by
+    spawning or forking (``"ddp_spawn"``, ``"ddp_fork"``, ``"ddp_notebook"``) are refused: what
+    a fit learns besides the weights (the history, the temperature, a Gibbs phase's state)
+    would stay in those processes."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    one_device = (isinstance(devices, int) and devices == 1) or (
+        isinstance(devices, list | tuple) and len(devices) == 1
+    )
+    if strategy == "ddp" or (
+        isinstance(strategy, DDPStrategy) and getattr(strategy, "_start_method", None) == "popen"
+    ):
+        return
+    if strategy == "auto" and one_device:
+        return
+    raise ValueError(
+        f"devices={devices!r}, strategy={strategy!r}: train on one device (devices=1 or "
+        "[index], strategy='auto') or data-parallel with strategy='ddp', which runs the script "
+        "once per device (from a script or the pyro-gmvae command, not in Jupyter); spawned or "
+        "forked processes ('ddp_spawn', 'ddp_fork', 'ddp_notebook') are not supported"
+    )
+
+
+def is_global_zero() -> bool:
+    """Whether this process writes files: the first process of a data-parallel run, or the
+    only one. From the process group where it exists, otherwise from the variables Lightning's
+    launcher (or a cluster's) sets for the processes it starts."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    names = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+    return all(os.environ.get(name, "0") == "0" for name in names)
+
+
 class EpochBatches(BatchSampler):
-    """Batches of an :class:`EpochShuffleSampler`'s indices; passes the epoch on to it. A last
-    batch of one point joins the one before (batch norm needs two points to train on)."""
+    """Batches of an :class:`EpochShuffleSampler`'s indices; passes the epoch on to it.
+
+    Data-parallel training: ``batch_size`` is each process's batch. Every process draws the
+    same permutation (same seed and epoch) and cuts it into global batches of ``batch_size``
+    times the number of processes; each takes every ``world_size``-th point of each global
+    batch from its ``rank`` on. The processes thus see different points, and together one
+    process's batches of the global size, so their averaged gradients are that process's
+    (where the processes' shares are equal: the last, smaller global batch gives a mean of the
+    processes' means). ``rank`` and ``world_size`` (0 and 1: one process) are set by
+    :func:`train` from the Trainer once its processes exist.
+
+    A last global batch too small to give every process two points (one where ``batch_size``
+    is 1) joins the one before: batch norm needs two points to train on, and every process
+    must take the same number of steps."""
+
+    def __init__(
+        self,
+        sampler: EpochShuffleSampler,
+        batch_size: int,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        super().__init__(sampler, batch_size, drop_last)
+        self.rank, self.world_size = rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
 
-    def _single_left_over(self) -> bool:
-        n = len(self.sampler)
-        return n > self.batch_size and n % self.batch_size == 1
+    def _replica(self) -> tuple[int, int]:
+        if len(self.sampler) < self.world_size:
+            raise ValueError(
+                f"data-parallel training on {self.world_size} processes needs at least one "
+                f"sample (a transition, or a series for Markov regimes) per process; the data "
+                f"have {len(self.sampler)}: train on fewer devices"
+            )
+        return self.rank, self.world_size
+
+    def _too_small(self, left: int, world_size: int) -> bool:
+        """Whether a last global batch of ``left`` points (fewer than a whole one) would give
+        some process no point, or one point where the batches have more."""
+        return 0 < left < min(2, self.batch_size) * world_size
+
+    def _global_batches(self, world_size: int) -> list[list[int]]:
+        size = self.batch_size * world_size
+        order = list(self.sampler)
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        if len(batches) > 1 and self._too_small(len(order) % size, world_size):
+            batches[-2].extend(batches.pop())
+        return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = list(super().__iter__())
-        if self._single_left_over():
-            batches[-2].extend(batches.pop())
-        yield from batches
+        rank, world_size = self._replica()
+        for batch in self._global_batches(world_size):
+            yield batch[rank::world_size]
 
     def __len__(self) -> int:
-        return super().__len__() - self._single_left_over()
+        world_size = self._replica()[1]
+        full, left = divmod(len(self.sampler), self.batch_size * world_size)
+        return full + (left > 0) - (full > 0 and self._too_small(left, world_size))
 
 
 def make_loader(
@@ -121,8 +205,14 @@ class TrainingPlan(L.LightningModule):
         # turns NaN is caught at the epoch's end (DivergenceCheck).
         with pyro.validation_enabled(is_validation_enabled() and self.global_step == 0):
             loss = self.loss_fn(x, *rest)
-        self.log("loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
+
+    def on_fit_start(self) -> None:
+        # Every process of a data-parallel fit starts from the same seed; the others move to
+        # their own stream, or their points would get the same noise as the first process's.
+        if self.global_rank > 0:  # (NumPy takes seeds below 2**32)
+            pyro.set_rng_seed((torch.initial_seed() + 1_000_003 * self.global_rank) % 2**32)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         parameters = list(self.module.parameters())
@@ -200,7 +290,7 @@ class DiscreteScheduleCallback(Callback):
         if discrete is not None:
             discrete.on_epoch_end(trainer.current_epoch + 1)
             if hasattr(discrete, "temperature"):
-                pl_module.log("temperature", float(discrete.temperature))
+                pl_module.log("temperature", float(discrete.temperature), sync_dist=True)
 
 
 class DivergenceCheck(Callback):
@@ -238,10 +328,10 @@ class EpochMetricsCallback(Callback):
         with local_seed(self.seed):
             result = self.evaluate(pl_module.module, self.X.to(pl_module.device))
         for name, value in result["terms"].items():
-            pl_module.log(name, value)
+            pl_module.log(name, value, sync_dist=True)
         if self.labels is not None and result["labels"] is not None:
             for name, value in clustering_scores(self.labels, result["labels"]).items():
-                pl_module.log(name, value, prog_bar=name == "acc")
+                pl_module.log(name, value, prog_bar=name == "acc", sync_dist=True)
 
 
 @contextlib.contextmanager
@@ -366,8 +456,9 @@ class EpochLinePrinter(Callback):
 
 def progress(items: Iterable, total: int, phase: str, enabled: bool = True) -> Iterator:
     """``items`` with progress shown for a loop outside Lightning (e.g. Gibbs sweeps): a bar
-    named ``phase`` on a terminal or in Jupyter, otherwise one line when the phase ends."""
-    if not enabled:
+    named ``phase`` on a terminal or in Jupyter, otherwise one line when the phase ends (in
+    the first process of a data-parallel run only)."""
+    if not enabled or not is_global_zero():
         yield from items
         return
     if _interactive():
@@ -409,6 +500,59 @@ def _quiet_lightning() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+class _Shards(Callback):
+    """Tells the loader's :class:`EpochBatches` which process this is, once the Trainer has
+    started its processes (before it counts the batches)."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self.batches = loader.sampler
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if isinstance(self.batches, EpochBatches):
+            self.batches.rank, self.batches.world_size = trainer.global_rank, trainer.world_size
+
+
+def _data_parallel(strategy: Any) -> bool:
+    from lightning.pytorch.strategies import DDPStrategy
+
+    return strategy == "ddp" or isinstance(strategy, DDPStrategy)
+
+
+@contextlib.contextmanager
+def _frozen_unused(plan: TrainingPlan, loader: DataLoader) -> Iterator[None]:
+    """Inside the block, the parameters that the plan's loss does not reach (no gradient on
+    the loader's first global batch) do not require gradients: a phase trains only its own
+    parameters (the autoencoder pre-training neither q(y | x) nor the prior, the classifier
+    phase q(y | x) alone). Data-parallel training needs it: it waits for a gradient of every
+    parameter that requires one. The probe's random draws and any buffer its loss moved are
+    given back, so the training is what it would be without it."""
+    parameters = [p for p in plan.module.parameters() if p.requires_grad]
+    if not parameters:
+        yield
+        return
+    x, *rest = next(iter(loader))
+    state = _rng_state()
+    buffers = {name: b.detach().clone() for name, b in plan.module.named_buffers()}
+    try:
+        with torch.enable_grad():
+            x = torch.bernoulli(x) if plan.binarize else x
+            loss = plan.loss_fn(x, *rest)
+            grads = torch.autograd.grad(loss, parameters, allow_unused=True)
+    finally:  # a loss may move buffers, e.g. a score-function estimator's baseline
+        _set_rng_state(state)
+        with torch.no_grad():
+            for name, b in plan.module.named_buffers():
+                b.copy_(buffers[name])
+    unused = [p for p, g in zip(parameters, grads, strict=True) if g is None]
+    for p in unused:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in unused:
+            p.requires_grad_(True)
 
 
 def train(
@@ -459,7 +603,10 @@ def train(
                 enable_version_counter=False,
             )
         )
-    with _quiet_lightning():
+    # one process needs no freezing (and a parameter that a first batch misses still trains)
+    frozen = _frozen_unused(plan, loader) if _data_parallel(strategy) else contextlib.nullcontext()
+    callbacks.append(_Shards(loader))
+    with _quiet_lightning(), frozen:
         trainer = L.Trainer(
             max_epochs=epochs,
             accelerator=accelerator,
@@ -472,6 +619,7 @@ def train(
             enable_model_summary=False,
             num_sanity_val_steps=0,
             log_every_n_steps=max(1, len(loader)),
+            use_distributed_sampler=False,  # EpochBatches gives each process its share
             **trainer_kwargs,
         )
         trainer.fit(

@@ -166,11 +166,11 @@ def test_bad_arguments_raise_clear_errors(fitted, digits_small):
         GMVAE(init="kmeans")
     with pytest.raises(ValueError, match="hidden_dims"):
         GMVAE(hidden_dims=(0,))
-    for devices in (2, "auto", [0, 1]):
-        with pytest.raises(ValueError, match="not supported yet"):
+    for devices in (2, "auto", [0, 1]):  # several devices need strategy='ddp'
+        with pytest.raises(ValueError, match="data-parallel with strategy='ddp'"):
             GMVAE(devices=devices)
-    with pytest.raises(ValueError, match="not supported yet"):
-        GMVAE(strategy="ddp")
+    with pytest.raises(ValueError, match="'ddp_spawn'.* not supported"):
+        GMVAE(devices=2, strategy="ddp_spawn")
     unchecked = GMVAE(**tiny_kwargs()).set_params(n_clusters=1)  # set_params checks at fit
     with pytest.raises(ValueError, match="at least 2"):
         unchecked.fit(digits_small.X)

@@ -31,6 +31,8 @@ from ..training import (
     DiscreteScheduleCallback,
     EpochMetricsCallback,
     TrainingPlan,
+    check_strategy,
+    is_global_zero,
     local_seed,
     make_loader,
     monitor_indices,
@@ -167,15 +169,7 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if self.monitor_size is not None:
             check_positive_int("monitor_size", self.monitor_size)
-        one_device = (isinstance(self.devices, int) and self.devices == 1) or (
-            isinstance(self.devices, list | tuple) and len(self.devices) == 1
-        )
-        if not one_device or self.strategy != "auto":
-            raise ValueError(
-                f"devices={self.devices!r}, strategy={self.strategy!r}: training runs on one "
-                "device (devices=1, or one index such as [0], with strategy='auto'); "
-                "multi-device data-parallel training is not supported yet"
-            )
+        check_strategy(self.devices, self.strategy)
         make_likelihood(self.likelihood)  # fails now on a bad likelihood, not after loading data
 
     def _check_prior(self) -> None:
@@ -483,9 +477,13 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Save the fitted model (parameters, weights, fitted attributes) to ``path``; an
         existing file is replaced only with ``overwrite=True``, and only once the new one is
-        completely written."""
+        completely written. In data-parallel training (``strategy="ddp"``, which runs the
+        script once per process) only the first process writes; the others hold the same
+        weights and write nothing."""
         from .persistence import save
 
+        if not is_global_zero():
+            return Path(path)
         return save(self, path, overwrite)
 
     @classmethod

@@ -24,6 +24,7 @@ from ..training import (
     EpochMetricsCallback,
     TrainingPlan,
     _csv_text,
+    is_global_zero,
     local_seed,
     make_loader,
     monitor_terms,
@@ -253,7 +254,7 @@ class VAEGMM(ClusteringEstimator):
                         "state": copy.deepcopy(module.state_dict()),
                         "gmm": copy.deepcopy(gmm),
                     }
-                if run_dir is not None:
+                if run_dir is not None and is_global_zero():
                     self._write_logs(Path(run_dir), history, rounds, gibbs)
         module.load_state_dict(best["state"])  # the prior's mixture too, not its assignments
         self.gmm_ = best["gmm"]

@@ -12,12 +12,14 @@ import argparse
 import inspect
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .. import files
 from ..checks import check_positive_int
+from ..training import is_global_zero
 from .estimator import ARMixture
 from .evaluate import match_regimes, oracle_accuracy, parameter_errors, regime_accuracy
 from .series import as_series
@@ -35,6 +37,9 @@ OPTIONS = {
     "lr": "lr",
     "n_init": "n_init",
     "seed": "seed",
+    "accelerator": "accelerator",
+    "devices": "devices",
+    "strategy": "strategy",
 }
 
 
@@ -77,6 +82,11 @@ def cmd_ar(args: argparse.Namespace) -> dict:
         X = read_series(args.data)
     as_series(X)  # bad data and settings fail before any file is written
     check_positive_int("--forecast-steps", args.forecast_steps)
+    if not is_global_zero():  # a process that data-parallel training started: it only trains
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X)
+        return {}
     target = Path(args.out) if args.out else Path("runs") / "ar-mixture"
     out = _prepare_run_dir(target, args.overwrite, resume=None)  # no resuming here
     start = time.perf_counter()
@@ -160,6 +170,10 @@ def add_parser(sub) -> None:
     a.add_argument("--lr", type=float, default=None)
     a.add_argument("--n-init", type=int, default=None)
     a.add_argument("--seed", type=int, default=None)
+    a.add_argument("--accelerator", default=None, help="(default cpu)")
+    a.add_argument("--devices", type=lambda v: int(v) if v.isdigit() else v, default=None,
+                   help="several: data-parallel, with --strategy ddp")  # fmt: skip
+    a.add_argument("--strategy", default=None, help="'auto' (one device) or 'ddp'")
     a.add_argument("--forecast-steps", type=int, default=50)
     a.add_argument("--out", default=None, help="run folder (default runs/ar-mixture)")
     a.add_argument("--overwrite", action="store_true")

@@ -13,7 +13,15 @@ import torch
 from sklearn.base import BaseEstimator
 
 from ..checks import NotFittedError, check_int, check_positive_int
-from ..training import DiscreteScheduleCallback, TrainingPlan, local_seed, make_loader, train
+from ..training import (
+    DiscreteScheduleCallback,
+    TrainingPlan,
+    check_strategy,
+    is_global_zero,
+    local_seed,
+    make_loader,
+    train,
+)
 from .em import fit_em
 from .evaluate import regime_posteriors
 from .model import DISCRETE_MODES, GLOBAL_GUIDES, ARMixtureModule
@@ -75,6 +83,11 @@ class ARMixture(BaseEstimator):
     n_init, init_epochs : restarts for the start (see ``init``).
     seed : seeds every random draw of ``fit`` (and ``sample``/``forecast`` unless given one).
     progress_bar : a bar per phase on a terminal, one line per epoch elsewhere.
+    accelerator, devices, strategy : passed to ``lightning.Trainer`` (default: one CPU);
+        ``strategy="ddp"`` trains data-parallel on ``devices`` processes, each taking
+        ``batch_size`` transitions (series, Markov) of every global batch, the subsampling plate
+        scaling each process's terms to the whole data set (see
+        :func:`~pyro_gmvae.training.check_strategy`); only the first process writes files.
 
     Fitted attributes: ``weights_`` (p), ``transition_matrices_`` (Pi), ``covariance_``
     (Sigma), ``switching_matrix_`` (A, Markov only), ``parameters_`` (all of them as
@@ -102,6 +115,9 @@ class ARMixture(BaseEstimator):
         init_epochs: int = 10,
         seed: int = 0,
         progress_bar: bool = True,
+        accelerator: str = "cpu",
+        devices: Any = 1,
+        strategy: Any = "auto",
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -120,6 +136,9 @@ class ARMixture(BaseEstimator):
         self.init_epochs = init_epochs
         self.seed = seed
         self.progress_bar = progress_bar
+        self.accelerator = accelerator
+        self.devices = devices
+        self.strategy = strategy
         self._check_params()
 
     # --------------------------------------------------------------------------- parameters
@@ -130,6 +149,7 @@ class ARMixture(BaseEstimator):
             check_positive_int("epochs", self.epochs)
         check_int("init_epochs", self.init_epochs, 0)
         check_int("seed", self.seed, 0)
+        check_strategy(self.devices, self.strategy)
         if self.batch_size is not None:
             check_positive_int("batch_size", self.batch_size)
         if self.covariance_type not in COVARIANCE_TYPES:
@@ -295,7 +315,9 @@ class ARMixture(BaseEstimator):
             callbacks=callbacks,
             phase=phase,
             progress_bar=self.progress_bar and phase != "init",  # one report: the main phase
-            accelerator="cpu",
+            accelerator=self.accelerator,
+            devices=self.devices,
+            strategy=self.strategy,
         )
 
     def _set_parameters(self) -> None:
@@ -460,9 +482,12 @@ class ARMixture(BaseEstimator):
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Save the fitted model to ``path`` (an existing file is replaced only with
-        ``overwrite=True``, and only once the new one is completely written)."""
+        ``overwrite=True``, and only once the new one is completely written). In data-parallel
+        training only the first process writes."""
         from ..estimators.persistence import save
 
+        if not is_global_zero():
+            return Path(path)
         return save(self, path, overwrite)
 
     @classmethod
@@ -483,7 +508,7 @@ class _LogLikelihood(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: TrainingPlan) -> None:
         log_likelihood = self.estimator._log_likelihood(pl_module.module, self.series)
-        pl_module.log("log_likelihood", log_likelihood, prog_bar=True)
+        pl_module.log("log_likelihood", log_likelihood, prog_bar=True, sync_dist=True)
 
 
 def _draw(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
