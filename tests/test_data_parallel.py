@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -105,6 +106,24 @@ def test_a_data_parallel_phase_trains_only_the_parameters_its_loss_reaches():
     assert torch.equal(draw, torch.rand(1))
 
 
+@pytest.mark.parametrize("seed", [0, 2**32 - 1])
+def test_each_process_draws_its_own_noise(seed):
+    """At the start of each phase the processes other than the first move to a stream of
+    their own (same seed and rank, same stream), whatever the seed."""
+
+    def draws(rank):
+        plan = TrainingPlan(torch.nn.Linear(1, 1), lambda x: x.sum())
+        plan._trainer = SimpleNamespace(global_rank=rank)
+        torch.manual_seed(seed)
+        plan.on_fit_start()
+        return torch.rand(4)
+
+    first, second = draws(0), draws(1)
+    torch.manual_seed(seed)
+    assert torch.equal(first, torch.rand(4))  # the first process keeps the stream
+    assert not torch.equal(first, second) and torch.equal(second, draws(1))
+
+
 def test_strategies_that_keep_the_fit_in_other_processes_are_refused():
     check_strategy(1, "auto")
     check_strategy([0], "auto")
@@ -165,13 +184,15 @@ COMMAND_LINE = {
 def test_the_command_line_trains_on_two_processes(model, tmp_path):
     """pyro-gmvae train --devices 2 --strategy ddp, a GMVAE and the mutual-learning VAE + GMM,
     both with pre-training: one run folder with one of each file, a falling loss, a model
-    that loads in one process."""
+    that loads in one process; the VAE + GMM run replaced with --overwrite leaves no staging
+    folder behind."""
     options, own_files = COMMAND_LINE[model]
     out = tmp_path / "run"
-    run([sys.executable, "-m", "pyro_gmvae.cli", "train", "--dataset", "digits", "--n", "300",
-         "--epochs", "3", "--clusters", "3", "--latent-dim", "4", "--hidden", "32",
-         "--pretrain-epochs", "2", "--no-progress", "--no-figures", "--accelerator", "cpu",
-         "--devices", "2", "--strategy", "ddp", "--out", str(out), *options], tmp_path)  # fmt: skip
+    command = [sys.executable, "-m", "pyro_gmvae.cli", "train", "--dataset", "digits", "--n",
+               "300", "--epochs", "3", "--clusters", "3", "--latent-dim", "4", "--hidden", "32",
+               "--pretrain-epochs", "2", "--no-progress", "--no-figures", "--accelerator", "cpu",
+               "--devices", "2", "--strategy", "ddp", "--out", str(out), *options]  # fmt: skip
+    run(command, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     names = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
     assert names == sorted(["data.json", "metrics.csv", "model.pt", "summary.json", *own_files])
@@ -180,6 +201,10 @@ def test_the_command_line_trains_on_two_processes(model, tmp_path):
     losses = [float(row.split(",")[header.index("loss")]) for row in rows[1:]]
     assert len(losses) == 3 * (2 if model == "vae-gmm" else 1)  # each epoch once, per round
     assert losses[2] < losses[0]
+    if model == "vae-gmm":  # a replaced run: staged beside it, written by the first alone
+        run([*command, "--overwrite"], tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+        assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == names
     estimator = (VAEGMM if model == "vae-gmm" else GMVAE).load(out / "model.pt")
     assert json.loads((out / "summary.json").read_text())["n"] == 300
     assert estimator.predict(load_digits().subset(300, seed=0).X[:5]).shape == (5,)
