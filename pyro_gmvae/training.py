@@ -523,7 +523,7 @@ def _data_parallel(strategy: Any) -> bool:
 @contextlib.contextmanager
 def _frozen_unused(plan: TrainingPlan, loader: DataLoader) -> Iterator[None]:
     """Inside the block, the parameters that the plan's loss does not reach (no gradient on
-    the loader's first global batch) do not require gradients: a phase trains only its own
+    the loader's first batch) do not require gradients: a phase trains only its own
     parameters (the autoencoder pre-training neither q(y | x) nor the prior, the classifier
     phase q(y | x) alone). Data-parallel training needs it: it waits for a gradient of every
     parameter that requires one. The probe's random draws and any buffer its loss moved are
