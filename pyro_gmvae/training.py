@@ -210,8 +210,10 @@ class TrainingPlan(L.LightningModule):
 
     def on_fit_start(self) -> None:
         # Every process of a data-parallel fit starts from the same seed; the others move to
-        # their own stream, or their points would get the same noise as the first process's.
-        if self.global_rank > 0:  # (NumPy takes seeds below 2**32)
+        # their own stream, or their points would get the same noise as the first process's
+        # (not where a resume gave each its own saved stream).
+        if self.global_rank > 0 and not getattr(self, "_own_stream_restored", False):
+            # (NumPy takes seeds below 2**32)
             pyro.set_rng_seed((torch.initial_seed() + 1_000_003 * self.global_rank) % 2**32)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -221,11 +223,22 @@ class TrainingPlan(L.LightningModule):
         return torch.optim.Adam(parameters, lr=self.lr, fused=fused)
 
     # A resumed run must draw the same noise as an uninterrupted one: keep every random state.
+    # Every process runs this; the first writes the file. Data-parallel runs keep each
+    # process's random state, so that a resume on as many processes repeats the interrupted run.
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["pyro_gmvae"] = {"config": self.config, "rng": _rng_state()}
+        states = [_rng_state()]
+        if self.trainer.world_size > 1:
+            states = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(states, _rng_state())
+        checkpoint["pyro_gmvae"] = {"config": self.config, "rng": states[0]}
+        if len(states) > 1:
+            checkpoint["pyro_gmvae"]["rng_per_process"] = states
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        _set_rng_state(checkpoint["pyro_gmvae"]["rng"])  # train() checked the configuration
+        saved = checkpoint["pyro_gmvae"]  # train() checked the configuration
+        states = saved.get("rng_per_process", [saved["rng"]])
+        self._own_stream_restored = len(states) == self.trainer.world_size
+        _set_rng_state(states[self.global_rank] if self._own_stream_restored else saved["rng"])
 
 
 def _rng_state() -> dict[str, Any]:

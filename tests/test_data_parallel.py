@@ -185,7 +185,8 @@ def test_the_command_line_trains_on_two_processes(model, tmp_path):
     """pyro-gmvae train --devices 2 --strategy ddp, a GMVAE and the mutual-learning VAE + GMM,
     both with pre-training: one run folder with one of each file, a falling loss, a model
     that loads in one process; the VAE + GMM run replaced with --overwrite leaves no staging
-    folder behind."""
+    folder behind; the GMVAE run stopped after two epochs and resumed (every process's random
+    state kept in the checkpoint) ends where the uninterrupted one does."""
     options, own_files = COMMAND_LINE[model]
     out = tmp_path / "run"
     command = [sys.executable, "-m", "pyro_gmvae.cli", "train", "--dataset", "digits", "--n",
@@ -206,5 +207,13 @@ def test_the_command_line_trains_on_two_processes(model, tmp_path):
         assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
         assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == names
     estimator = (VAEGMM if model == "vae-gmm" else GMVAE).load(out / "model.pt")
+    if model == "gmvae":  # stopped after 2 epochs and resumed: the uninterrupted run's model
+        again = tmp_path / "again"
+        first = [str(again) if part == str(out) else part for part in command]
+        run([*first, "--epochs", "2"], tmp_path)
+        run([*first, "--epochs", "3", "--resume"], tmp_path)
+        resumed = GMVAE.load(again / "model.pt").module_.state_dict()
+        for name, value in estimator.module_.state_dict().items():
+            torch.testing.assert_close(resumed[name], value, atol=1e-6, rtol=1e-5, msg=name)
     assert json.loads((out / "summary.json").read_text())["n"] == 300
     assert estimator.predict(load_digits().subset(300, seed=0).X[:5]).shape == (5,)
