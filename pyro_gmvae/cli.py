@@ -336,6 +336,18 @@ def _environment(name: str, value: str) -> Iterator[None]:
             os.environ[name] = before
 
 
+def _started_run_dir() -> Path:
+    """The first process's run folder, in a process that data-parallel training started
+    (``strategy="ddp"`` runs the command once per device), which writes nothing."""
+    if RUN_DIR_VARIABLE not in os.environ:
+        raise ValueError(
+            "this process is not the first of a data-parallel run, but the first did not "
+            "start it: run pyro-gmvae train --devices N --strategy ddp once, and Lightning "
+            "starts the other processes (torchrun and cluster launchers are not supported)"
+        )
+    return Path(os.environ[RUN_DIR_VARIABLE])
+
+
 def cmd_train(args: argparse.Namespace) -> dict:
     data = _load(args.dataset, args.data_root, args.n, args.seed)
     model = _model(args, args.epochs)  # bad options fail before any file is written
@@ -343,32 +355,26 @@ def cmd_train(args: argparse.Namespace) -> dict:
         raise ValueError(
             "--resume does not apply to --model vae-gmm: it fits in rounds, train again"
         )
-    if not is_global_zero():
-        # a process that data-parallel training started (strategy="ddp" runs this command once
-        # per device): it trains in the first process's folder and writes nothing
-        if RUN_DIR_VARIABLE not in os.environ:
-            raise ValueError(
-                "this process is not the first of a data-parallel run, but the first did not "
-                "start it: run pyro-gmvae train --devices N --strategy ddp once, and Lightning "
-                "starts the other processes (torchrun and cluster launchers are not supported)"
-            )
-        out = Path(os.environ[RUN_DIR_VARIABLE])
-        ckpt = out / "checkpoints" / "last.ckpt" if args.resume else None
-        with warnings.catch_warnings():  # the first process reports
-            warnings.simplefilter("ignore")
-            model.fit(data.X, data.y, run_dir=out, ckpt_path=ckpt)
-        return {}
-    target = Path(args.out) if args.out else _default_out(args, model)
-    out = _prepare_run_dir(target, args.overwrite, args.resume)
-    _check_same_data(out, {"dataset": args.dataset, "data_root": args.data_root, "n": args.n})
+    first = is_global_zero()
+    if first:
+        target = Path(args.out) if args.out else _default_out(args, model)
+        out = _prepare_run_dir(target, args.overwrite, args.resume)
+        data_record = {"dataset": args.dataset, "data_root": args.data_root, "n": args.n}
+        _check_same_data(out, data_record)
+    else:  # started by data-parallel training: trains in the first process's folder, silently
+        out = _started_run_dir()
     start = time.perf_counter()
-    with _environment(RUN_DIR_VARIABLE, str(out)):  # what the processes DDP starts train in
+    with _environment(RUN_DIR_VARIABLE, str(out)), warnings.catch_warnings():
+        if not first:
+            warnings.simplefilter("ignore")  # the first process reports
         model.fit(
             data.X,
             data.y,
             run_dir=out,
             ckpt_path=out / "checkpoints" / "last.ckpt" if args.resume else None,
         )
+    if not first:
+        return {}
     seconds = time.perf_counter() - start
     model.save(out / "model.pt", overwrite=args.resume)
     summary = {

@@ -22,7 +22,6 @@ import contextlib
 import csv
 import io
 import logging
-import os
 import random
 import sys
 import time
@@ -61,6 +60,13 @@ class EpochShuffleSampler(Sampler[int]):
         return self.n
 
 
+def _data_parallel(strategy: Any) -> bool:
+    """Whether ``strategy`` is Lightning's DDP (by name, or a ``DDPStrategy``)."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    return strategy == "ddp" or isinstance(strategy, DDPStrategy)
+
+
 def check_strategy(devices: Any, strategy: Any) -> None:
     """Raise a ``ValueError`` unless the fit can run with these Lightning settings: one device
     with ``strategy="auto"``, or any number with ``"ddp"`` (or a ``DDPStrategy`` that starts
@@ -68,14 +74,11 @@ def check_strategy(devices: Any, strategy: Any) -> None:
     spawning or forking (``"ddp_spawn"``, ``"ddp_fork"``, ``"ddp_notebook"``) are refused: what
     a fit learns besides the weights (the history, the temperature, a Gibbs phase's state)
     would stay in those processes."""
-    from lightning.pytorch.strategies import DDPStrategy
-
     one_device = (isinstance(devices, int) and devices == 1) or (
         isinstance(devices, list | tuple) and len(devices) == 1
     )
-    if strategy == "ddp" or (
-        isinstance(strategy, DDPStrategy) and getattr(strategy, "_start_method", None) == "popen"
-    ):
+    # "ddp" names the script-starting launcher; a DDPStrategy object says which it uses
+    if _data_parallel(strategy) and getattr(strategy, "_start_method", "popen") == "popen":
         return
     if strategy == "auto" and one_device:
         return
@@ -89,12 +92,11 @@ def check_strategy(devices: Any, strategy: Any) -> None:
 
 def is_global_zero() -> bool:
     """Whether this process writes files: the first process of a data-parallel run, or the
-    only one. From the process group where it exists, otherwise from the variables Lightning's
-    launcher (or a cluster's) sets for the processes it starts."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank() == 0
-    names = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
-    return all(os.environ.get(name, "0") == "0" for name in names)
+    only one. Lightning's own record of the rank: read from the variables its launcher sets
+    for the processes it starts, and set by its DDP strategy."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return rank_zero_only.rank == 0
 
 
 class EpochBatches(BatchSampler):
@@ -127,37 +129,36 @@ class EpochBatches(BatchSampler):
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
 
-    def _replica(self) -> tuple[int, int]:
+    def _check_processes(self) -> None:
         if len(self.sampler) < self.world_size:
             raise ValueError(
                 f"data-parallel training on {self.world_size} processes needs at least one "
                 f"sample (a transition, or a series for Markov regimes) per process; the data "
                 f"have {len(self.sampler)}: train on fewer devices"
             )
-        return self.rank, self.world_size
 
-    def _too_small(self, left: int, world_size: int) -> bool:
+    def _too_small(self, left: int) -> bool:
         """Whether a last global batch of ``left`` points (fewer than a whole one) would give
         some process no point, or one point where the batches have more."""
-        return 0 < left < min(2, self.batch_size) * world_size
+        return 0 < left < min(2, self.batch_size) * self.world_size
 
-    def _global_batches(self, world_size: int) -> list[list[int]]:
-        size = self.batch_size * world_size
+    def _global_batches(self) -> list[list[int]]:
+        size = self.batch_size * self.world_size
         order = list(self.sampler)
         batches = [order[i : i + size] for i in range(0, len(order), size)]
-        if len(batches) > 1 and self._too_small(len(order) % size, world_size):
+        if len(batches) > 1 and self._too_small(len(order) % size):
             batches[-2].extend(batches.pop())
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        rank, world_size = self._replica()
-        for batch in self._global_batches(world_size):
-            yield batch[rank::world_size]
+        self._check_processes()
+        for batch in self._global_batches():
+            yield batch[self.rank :: self.world_size]
 
     def __len__(self) -> int:
-        world_size = self._replica()[1]
-        full, left = divmod(len(self.sampler), self.batch_size * world_size)
-        return full + (left > 0) - (full > 0 and self._too_small(left, world_size))
+        self._check_processes()
+        full, left = divmod(len(self.sampler), self.batch_size * self.world_size)
+        return full + (left > 0) - (full > 0 and self._too_small(left))
 
 
 def make_loader(
@@ -525,12 +526,6 @@ class _Shards(Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if isinstance(self.batches, EpochBatches):
             self.batches.rank, self.batches.world_size = trainer.global_rank, trainer.world_size
-
-
-def _data_parallel(strategy: Any) -> bool:
-    from lightning.pytorch.strategies import DDPStrategy
-
-    return strategy == "ddp" or isinstance(strategy, DDPStrategy)
 
 
 @contextlib.contextmanager

@@ -137,12 +137,13 @@ def gibbs_sweeps(
         coefficients = cj.coefficients(params)
         log_probs = assignment_log_probs(params, coefficients, feats_t, feats32_t, radius)
         assignments = sample_assignments(log_probs)
-        moved = None if previous is None else previous != assignments.cpu()
+        current = assignments.cpu()  # the statistics are summed on the CPU
+        moved = None if previous is None else previous != current
         if moved is not None and sweep % FRESH_EVERY and _few(moved):
-            gram = cj.moved_grams(gram, points, previous, assignments.cpu(), moved)
+            gram = cj.moved_grams(gram, points, previous, current, moved)
         else:
-            gram = cj.grams(points, assignments, K)
-        previous = assignments.cpu().clone()  # the caller may keep or change its own
+            gram = cj.grams(points, current, K)
+        previous = current.clone()  # the caller may keep or change its own
         stats = cj.split_grams(gram, full)
         # log p(Z, c | params) in float64 whatever the densities' precision: the densities are
         # linear in the features, so it is each cluster's coefficients against its points' sums
