@@ -59,6 +59,7 @@ from pyro_gmvae import GMVAE, clustering_scores, load_mnist_test  # noqa: E402
 from pyro_gmvae.components import Enumerate  # noqa: E402
 from pyro_gmvae.estimators.gmvae import resolve_discrete  # noqa: E402
 from pyro_gmvae.models import GMVAEModule  # noqa: E402
+from pyro_gmvae.pretrain import UMAP_EPOCHS, resolve_embedding  # noqa: E402
 from pyro_gmvae.training import monitor_indices  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -426,6 +427,11 @@ def main(argv: list[str] | None = None) -> dict:
         config = model.configuration()
         # the mode "auto" chooses for the training images: the fit is that mode's fit
         config["discrete"] = resolve_discrete(config["discrete"], len(train))
+        if (
+            config["init"] != "random"
+            and resolve_embedding(config["pretrain_embedding"], len(train)) == "umap"
+        ):  # rows of UMAP's own neighbour search and 500 layout epochs lack this
+            config["umap"] = {"neighbours": "exact", "n_epochs": UMAP_EPOCHS}
         return {"n": len(X), "version": BENCH_VERSION, "iw_samples": args.iw_samples,
                 **config}  # fmt: skip
 

@@ -95,13 +95,8 @@ def test_component_moments_full_covariances():
     torch.testing.assert_close(covariances.diagonal(dim1=-2, dim2=-1), variances + 1e-4)
 
 
-@pytest.mark.parametrize("embedding", ["umap", "umap-own-search", "tsne"])
-def test_cluster_codes_recovers_well_separated_groups(embedding, monkeypatch):
-    if embedding == "umap-own-search":
-        # UMAP searches the neighbours itself and keeps its transform, as from 4,096 points
-        # (below them its own search is exact too, so this small test runs quickly)
-        monkeypatch.setattr("pyro_gmvae.pretrain.UMAP_EXACT_BELOW", 0)
-        embedding = "umap"
+@pytest.mark.parametrize("embedding", ["umap", "tsne"])
+def test_cluster_codes_recovers_well_separated_groups(embedding):
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 10, (3, 5))
     labels = np.repeat(np.arange(3), 60)
@@ -109,8 +104,7 @@ def test_cluster_codes_recovers_well_separated_groups(embedding, monkeypatch):
     resp = cluster_codes(codes, 3, seed=0, embedding=embedding)
     np.testing.assert_allclose(resp.sum(1), 1.0, atol=1e-6)
     assert clustering_scores(labels, resp.argmax(1))["acc"] == 1.0
-    # above max_points, the rest are placed by UMAP's transform (with its own neighbour
-    # search) or take the responsibilities of their nearest embedded neighbour
+    # above max_points, the rest take the responsibilities of their nearest embedded neighbour
     resp_sub = cluster_codes(codes, 3, seed=0, embedding=embedding, max_points=90)
     assert clustering_scores(labels, resp_sub.argmax(1))["acc"] == 1.0
 
@@ -120,17 +114,43 @@ def test_umap_clustering_is_seeded():
     embedding."""
     rng = np.random.default_rng(1)
     codes = rng.normal(size=(150, 4)) + np.repeat(rng.normal(0, 4, (3, 4)), 50, axis=0)
-    embedded, _ = embed_codes(codes, "umap", seed=3)
-    np.testing.assert_array_equal(embedded, embed_codes(codes, "umap", seed=3)[0])
-    assert not np.allclose(embedded, embed_codes(codes, "umap", seed=4)[0])
+    embedded = embed_codes(codes, "umap", seed=3)
+    np.testing.assert_array_equal(embedded, embed_codes(codes, "umap", seed=3))
+    assert not np.allclose(embedded, embed_codes(codes, "umap", seed=4))
     np.testing.assert_array_equal(cluster_codes(codes, 3, seed=3), cluster_codes(codes, 3, seed=3))
 
 
-def test_auto_embedding_is_tsne_below_umaps_exact_threshold_and_umap_from_there(monkeypatch):
-    from pyro_gmvae.pretrain import UMAP_EXACT_BELOW, resolve_embedding
+def test_umap_is_given_the_exact_neighbours_and_its_layout_epochs(monkeypatch):
+    """UMAP embeds from scikit-learn's exact neighbours (each point its own first) with
+    UMAP_EPOCHS layout epochs, whatever the number of points."""
+    import umap
+    from sklearn.neighbors import NearestNeighbors
 
-    assert resolve_embedding("auto", UMAP_EXACT_BELOW - 1) == "tsne"
-    assert resolve_embedding("auto", UMAP_EXACT_BELOW) == "umap"
+    from pyro_gmvae.pretrain import UMAP_EPOCHS
+
+    made = []
+    real = umap.UMAP
+
+    def recording(**kwargs):
+        made.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(umap, "UMAP", recording)
+    codes = np.random.default_rng(2).normal(size=(80, 3))
+    embed_codes(codes, "umap", seed=0)
+    indices, distances, _ = made[0]["precomputed_knn"]
+    exact_d, exact_i = NearestNeighbors(n_neighbors=20).fit(codes).kneighbors(codes)
+    np.testing.assert_array_equal(indices, exact_i)
+    np.testing.assert_allclose(distances, exact_d, rtol=1e-6)
+    np.testing.assert_array_equal(indices[:, 0], np.arange(80))
+    assert made[0]["n_neighbors"] == 20 and made[0]["n_epochs"] == UMAP_EPOCHS == 200
+
+
+def test_auto_embedding_is_tsne_below_the_threshold_and_umap_from_there(monkeypatch):
+    from pyro_gmvae.pretrain import TSNE_BELOW, resolve_embedding
+
+    assert resolve_embedding("auto", TSNE_BELOW - 1) == "tsne"
+    assert resolve_embedding("auto", TSNE_BELOW) == "umap"
     assert resolve_embedding("umap", 10) == "umap" and resolve_embedding("tsne", 10**6) == "tsne"
     assert GMVAE().get_params()["pretrain_embedding"] == "auto"
     # the clustering follows the resolved embedding: UMAP's 20 mixture starts, t-SNE's 3
@@ -144,7 +164,7 @@ def test_auto_embedding_is_tsne_below_umaps_exact_threshold_and_umap_from_there(
     monkeypatch.setattr(pretrain_module, "GaussianMixture", recording)
     codes = np.random.default_rng(0).normal(size=(60, 3))
     cluster_codes(codes, 2, seed=0)
-    monkeypatch.setattr(pretrain_module, "UMAP_EXACT_BELOW", 50)
+    monkeypatch.setattr(pretrain_module, "TSNE_BELOW", 50)
     cluster_codes(codes, 2, seed=0)
     assert starts == [3, 20]
 

@@ -10,12 +10,12 @@ import torch
 
 from ..components import DiscreteStrategy, make_discrete
 from ..models import GMVAEModule
-from ..pretrain import UMAP_EXACT_BELOW, pretrain
+from ..pretrain import TSNE_BELOW, pretrain
 from .base import COMMON_DOC, ClusteringEstimator, base_params, check_positive_int
 
 SCHEDULE_DEFAULTS = (1.0, 0.5, 0.013862944)  # temperature, min_temperature, decay_rate
 # training samples from which discrete="auto" relaxes y: the size rule of pre-training's embedding
-RELAXED_FROM = UMAP_EXACT_BELOW
+RELAXED_FROM = TSNE_BELOW
 
 
 def resolve_discrete(discrete: Any, n_samples: int) -> Any:
