@@ -131,13 +131,27 @@ class Reference:
         seconds = time.perf_counter() - start
         return model, seconds, [acc / 100 for acc in history["val_history_acc"]]
 
-    def images_per_second(self, X: torch.Tensor, y: np.ndarray, epochs: int, seed: int) -> float:
+    def images_per_second(
+        self,
+        X: torch.Tensor,
+        y: np.ndarray,
+        epochs: int,
+        seed: int,
+        monitor: np.ndarray | None = None,
+    ) -> float:
         """Training throughput of ``epochs`` of its ``train_epoch`` (construction, optimiser and
-        the per-epoch temperature decay included), images per second."""
+        the per-epoch temperature decay included), images per second. With ``monitor`` (rows
+        of ``X``): its whole ``train`` loop instead, each epoch's validation on those rows
+        included, as ``fit`` runs it."""
         start = time.perf_counter()
-        model = self.build(seed)
-        optimizer = torch.optim.Adam(model.network.parameters(), lr=REFERENCE_ARGS["learning_rate"])
+        model = self.build(seed, epochs=epochs)
         train = self.loader(X, y, REFERENCE_ARGS["batch_size"], seed)
+        if monitor is not None:
+            val = self.loader(X[monitor], y[monitor], REFERENCE_ARGS["batch_size_val"], None)
+            with contextlib.redirect_stdout(io.StringIO()):  # it prints a line per epoch
+                model.train(train, val)
+            return epochs * len(X) / (time.perf_counter() - start)
+        optimizer = torch.optim.Adam(model.network.parameters(), lr=REFERENCE_ARGS["learning_rate"])
         for epoch in range(1, epochs + 1):
             model.train_epoch(optimizer, train)
             model.gumbel_temp = max(

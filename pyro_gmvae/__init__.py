@@ -2,12 +2,14 @@
 
 from .data import (
     Dataset,
+    load_array,
     load_dataset,
     load_digits,
     load_idx,
     load_mnist_test,
     make_mixture_1d,
 )
+from .disk import DiskData
 from .estimators import (
     AE,
     GMVAE,
@@ -38,11 +40,13 @@ __all__ = [
     "DilokthanakulGMVAE",
     "GibbsGMM",
     "Dataset",
+    "DiskData",
     "NotFittedError",
     "cluster_accuracy",
     "clustering_scores",
     "majority_label_accuracy",
     "most_probable_point_accuracy",
+    "load_array",
     "load_dataset",
     "load_digits",
     "load_idx",

@@ -27,12 +27,12 @@ from . import catalogue, files
 from .components.guides import Z_GUIDES
 from .components.likelihoods import LIKELIHOODS
 from .components.priors import PRIORS
-from .data import DATASETS, NOT_IMAGES, Dataset, load_dataset
+from .data import DATASETS, NOT_IMAGES, Dataset, is_array_file, load_dataset
 from .estimators import AE, GMVAE, VAE, VAEGMM, DilokthanakulGMVAE, LatentEstimator
 from .metrics import clustering_scores
 from .pretrain import EMBEDDINGS
 from .timeseries.cli import add_parser as add_ar_parser
-from .training import is_global_zero
+from .training import is_global_zero, node_rank
 
 MODELS = {cls.__name__: cls for cls in (GMVAE, VAE, AE, VAEGMM, DilokthanakulGMVAE)}
 MUTUAL = "vae-gmm"  # --model vae-gmm: VAE + GMM mutual learning
@@ -86,8 +86,40 @@ def _defaults_help(name: str) -> str:
     return "default: " + "; ".join([show(base), *others])
 
 
-def _load(args_dataset: str, root: str | None, n: int | None, seed: int) -> Dataset:
-    return load_dataset(args_dataset, root).subset(n, seed)
+def _load(
+    args_dataset: str,
+    root: str | None,
+    n: int | None,
+    seed: int,
+    labels: str | None = None,
+    max_value: float = 1.0,
+) -> Dataset:
+    return load_dataset(args_dataset, root, labels=labels, max_value=max_value).subset(n, seed)
+
+
+def _dataset(value: str) -> str:
+    """A dataset's name, or the path of an .npy file (memory-mapped)."""
+    if value in DATASETS or is_array_file(value):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"{value!r}: choose one of {', '.join(DATASETS)}, or give the path of an .npy file"
+    )
+
+
+KMEANS_FIT_AT_MOST = 20_000  # k-means on pixels fits a random subset of larger data
+
+
+def _kmeans_labels(data: Dataset, k: int, seed: int) -> tuple[np.ndarray, int]:
+    """k-means on the pixels (the baseline beside a model's clusters): fitted on all the
+    samples, or on a random 20,000 of more (data on disk are never loaded whole); every
+    sample then gets its nearest centre. Returns the labels and how many samples it fitted."""
+    from sklearn.cluster import KMeans
+
+    n = len(data)
+    fit_on = np.sort(np.random.default_rng(seed).permutation(n)[:KMEANS_FIT_AT_MOST])
+    km = KMeans(k, n_init=10, random_state=seed).fit(np.asarray(data.X[fit_on]))
+    labels = np.concatenate([km.predict(np.asarray(x)) for x in data.X.split(KMEANS_FIT_AT_MOST)])
+    return labels, len(fit_on)
 
 
 def _prepare_run_dir(out: Path, overwrite: bool, resume: bool | None) -> Path:
@@ -230,6 +262,7 @@ def _model(args: argparse.Namespace, epochs: int | None) -> LatentEstimator:
         accelerator=args.accelerator,
         devices=args.devices,
         strategy=args.strategy,
+        num_nodes=args.num_nodes,
         progress_bar=not args.no_progress,
     )
     if args.binarize is not None:
@@ -313,7 +346,8 @@ def _default_out(args: argparse.Namespace, model: LatentEstimator) -> Path:
         discrete = params.get("discrete")
         parts += [discrete if discrete != _default("discrete") else None]
         parts += [params["z_guide"] if params["z_guide"] != _default("z_guide") else None]
-    name = "-".join(p for p in [args.dataset, *parts] if p)
+    dataset = Path(args.dataset).stem if is_array_file(args.dataset) else args.dataset
+    name = "-".join(p for p in [dataset, *parts] if p)
     return Path(f"runs/{name}-seed{args.seed}")
 
 
@@ -336,20 +370,29 @@ def _environment(name: str, value: str) -> Iterator[None]:
             os.environ[name] = before
 
 
-def _started_run_dir() -> Path:
-    """The first process's run folder, in a process that data-parallel training started
-    (``strategy="ddp"`` runs the command once per device), which writes nothing."""
-    if RUN_DIR_VARIABLE not in os.environ:
-        raise ValueError(
-            "this process is not the first of a data-parallel run, but the first did not "
-            "start it: run pyro-gmvae train --devices N --strategy ddp once, and Lightning "
-            "starts the other processes (torchrun and cluster launchers are not supported)"
-        )
-    return Path(os.environ[RUN_DIR_VARIABLE])
+def _started_run_dir(args: argparse.Namespace, model: LatentEstimator) -> Path:
+    """The run folder of a process that is not the first of a data-parallel run, which trains
+    and writes nothing: the first process's, where that process started it (``"ddp"`` runs the
+    command once per device); on another machine (``--num-nodes``, ``NODE_RANK`` > 0), where a
+    user started it, the folder the same options name there (the run folder must be on a
+    filesystem every machine sees)."""
+    if RUN_DIR_VARIABLE in os.environ:
+        return Path(os.environ[RUN_DIR_VARIABLE])
+    if node_rank() > 0:
+        return Path(args.out) if args.out else _default_out(args, model)
+    raise ValueError(
+        "this process is not the first of a data-parallel run, but the first did not "
+        "start it: run pyro-gmvae train --devices N --strategy ddp once per machine, and "
+        "Lightning starts the other processes (torchrun and cluster launchers are not "
+        "supported)"
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
-    data = _load(args.dataset, args.data_root, args.n, args.seed)
+    if is_array_file(args.dataset):  # recorded as absolute paths: evaluate runs from anywhere
+        args.dataset = str(Path(args.dataset).resolve())
+        args.labels = args.labels and str(Path(args.labels).resolve())
+    data = _load(args.dataset, args.data_root, args.n, args.seed, args.labels, args.max_value)
     model = _model(args, args.epochs)  # bad options fail before any file is written
     if args.resume and isinstance(model, VAEGMM):
         raise ValueError(
@@ -360,9 +403,11 @@ def cmd_train(args: argparse.Namespace) -> dict:
         target = Path(args.out) if args.out else _default_out(args, model)
         out = _prepare_run_dir(target, args.overwrite, args.resume)
         data_record = {"dataset": args.dataset, "data_root": args.data_root, "n": args.n}
+        if is_array_file(args.dataset):
+            data_record.update(labels=args.labels, max_value=args.max_value)
         _check_same_data(out, data_record)
     else:  # started by data-parallel training: trains in the first process's folder, silently
-        out = _started_run_dir()
+        out = _started_run_dir(args, model)
     start = time.perf_counter()
     with _environment(RUN_DIR_VARIABLE, str(out)), warnings.catch_warnings():
         if not first:
@@ -380,6 +425,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
     summary = {
         "dataset": args.dataset,
         "data_root": args.data_root,
+        "labels": args.labels,
+        "max_value": args.max_value,
         "n": len(data),
         "subset": args.n,
         "config": model.configuration(),
@@ -393,12 +440,9 @@ def cmd_train(args: argparse.Namespace) -> dict:
     if note is not None:
         summary["elbo_note"] = note
     if data.y is not None and model.has_clusters:
-        from sklearn.cluster import KMeans
-
         proba = model.predict_proba(data.X)  # k-means gets as many clusters as the model
         summary["scores"] = clustering_scores(data.y, proba.argmax(1))
-        km = KMeans(proba.shape[1], n_init=10, random_state=args.seed)
-        km = km.fit_predict(data.X.numpy())
+        km, summary["kmeans_fitted_on"] = _kmeans_labels(data, proba.shape[1], args.seed)
         summary["kmeans_scores"] = clustering_scores(data.y, km)
     if isinstance(model, VAEGMM):
         summary.update(rounds=model.rounds_, best_round=model.best_round_)
@@ -441,11 +485,14 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     run, summary, model = _run(args.run)
     name = args.dataset or summary["dataset"]
     root = args.data_root or summary.get("data_root")
+    own = args.dataset is None  # the run's own data, as it was trained on
     data = _load(
         name,
         root,
-        summary.get("subset") if args.dataset is None else None,
+        summary.get("subset") if own else None,
         summary["config"]["seed"],
+        summary.get("labels") if own else args.labels,
+        summary.get("max_value", 1.0) if own else args.max_value,
     )
     result = {"dataset": name, "n": len(data), "elbo": model.score(data.X)}
     if args.iw_samples:
@@ -481,8 +528,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="fit a model (a GMVAE by default) and write a run folder")
-    t.add_argument("--dataset", choices=DATASETS, default="digits")
+    array_help = (
+        f"{', '.join(DATASETS)}, or the path of an .npy file of samples (memory-mapped: read a "
+        "batch at a time, never loaded whole)"
+    )
+    t.add_argument("--dataset", type=_dataset, default="digits", help=array_help)
     t.add_argument("--data-root", default=None, help="folder of the dataset's files")
+    _add_array_options(t)
     t.add_argument("--n", type=int, default=None, help="train on a random subset of n samples")
     t.add_argument(
         "--model",
@@ -626,12 +678,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="'auto' (one device) or 'ddp' (one process per device, each with --batch-size "
         "points of every global batch; only the first writes the run folder)",
     )
+    t.add_argument(
+        "--num-nodes",
+        type=int,
+        default=_default("num_nodes"),
+        help="machines of a data-parallel run (with --strategy ddp): run the same command on "
+        "each, with NODE_RANK, MASTER_ADDR and MASTER_PORT set",
+    )
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="score a run's model on its data (or another dataset)")
     e.add_argument("run")
-    e.add_argument("--dataset", choices=DATASETS, default=None)
+    e.add_argument("--dataset", type=_dataset, default=None, help=array_help)
     e.add_argument("--data-root", default=None)
+    _add_array_options(e)
     e.add_argument(
         "--iw-samples",
         type=int,
@@ -653,6 +713,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_ar_parser(sub)  # time series: pyro_gmvae.timeseries.cli
     return p
+
+
+def _add_array_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--labels", default=None, help="with an .npy dataset: an .npy file of its labels"
+    )
+    parser.add_argument(
+        "--max-value",
+        type=float,
+        default=1.0,
+        help="with an .npy dataset: values are divided by it as they are read (255 for bytes)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

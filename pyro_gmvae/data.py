@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .disk import DiskData, image_shape_for, is_on_disk
+
 MNIST_ENV = "PYRO_GMVAE_MNIST"
 DATASETS = ("digits", "mnist", "fashion-mnist", "mnist-test", "mixture-1d")
 # data that are not pixels: the command line fits them with a Gaussian likelihood
@@ -45,15 +47,23 @@ class Dataset:
         return Dataset(self.X[idx], y, self.image_shape, self.name)
 
 
-def as_data_tensor(X, n_features: int | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+def as_data_tensor(
+    X, n_features: int | None = None
+) -> tuple[torch.Tensor | DiskData, tuple[int, int]]:
     """Validate user data and flatten it to a float32 tensor of shape (N, D).
 
-    Accepts arrays or tensors shaped (N, D), (N, H, W) or (N, 1, H, W). Raises ``TypeError`` for
-    non-numeric input and ``ValueError`` for wrong shapes, NaN/inf, or a feature count different
-    from ``n_features`` (the one the model was fitted on).
+    Accepts arrays or tensors shaped (N, D), (N, H, W) or (N, 1, H, W). Data on disk (a
+    :class:`~pyro_gmvae.disk.DiskData`, a ``np.memmap`` or a torch ``Dataset``) stay there: they
+    come back as a ``DiskData``, checked in one pass. Raises ``TypeError`` for non-numeric input
+    and ``ValueError`` for wrong shapes, NaN/inf, or a feature count different from
+    ``n_features`` (the one the model was fitted on).
     """
     if isinstance(X, Dataset):
         X = X.X
+    if is_on_disk(X):
+        X = X if isinstance(X, DiskData) else DiskData(X)
+        _check_features(X.shape[1], n_features)
+        return X, X.image_shape
     if not isinstance(X, torch.Tensor):
         try:
             X = torch.from_numpy(np.array(X, dtype=np.float32))  # a copy: writable, ours
@@ -67,8 +77,7 @@ def as_data_tensor(X, n_features: int | None = None) -> tuple[torch.Tensor, tupl
         image_shape = (int(X.shape[1]), int(X.shape[2]))
         X = X.reshape(X.shape[0], -1)
     elif X.ndim == 2:
-        side = math.isqrt(X.shape[1])
-        image_shape = (side, side) if side * side == X.shape[1] else (1, int(X.shape[1]))
+        image_shape = image_shape_for(X.shape[1])
     else:
         raise ValueError(
             f"expected data shaped (N, D), (N, H, W) or (N, 1, H, W), got shape {tuple(X.shape)}"
@@ -79,11 +88,15 @@ def as_data_tensor(X, n_features: int | None = None) -> tuple[torch.Tensor, tupl
     if not torch.isfinite(X).all():
         n_bad = int((~torch.isfinite(X)).sum())
         raise ValueError(f"the data contains {n_bad} NaN or infinite values")
-    if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(
-            f"the model was fitted on {n_features} features per sample, this data has {X.shape[1]}"
-        )
+    _check_features(X.shape[1], n_features)
     return X, image_shape
+
+
+def _check_features(found: int, expected: int | None) -> None:
+    if expected is not None and found != expected:
+        raise ValueError(
+            f"the model was fitted on {expected} features per sample, this data has {found}"
+        )
 
 
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
@@ -204,11 +217,47 @@ def load_torchvision(
     return Dataset(X, ds.targets.numpy().astype(np.int64), (28, 28), name)
 
 
+def load_array(
+    path: str | os.PathLike, labels: str | os.PathLike | None = None, max_value: float = 1.0
+) -> Dataset:
+    """An ``.npy`` file of samples ((N, D), (N, H, W) or (N, 1, H, W)), memory-mapped: its
+    ``X`` is a :class:`~pyro_gmvae.disk.DiskData` that the estimators read a batch at a time,
+    never whole. Values are divided by ``max_value`` as they are read (255 for bytes).
+    ``labels``: an ``.npy`` file of one label per sample, or None."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no array file at {path}")
+    if not max_value > 0 or not math.isfinite(max_value):
+        raise ValueError(f"max_value must be a positive finite number, got {max_value}")
+    X = DiskData(np.load(path, mmap_mode="r"), scale=1.0 / max_value)
+    y = None
+    if labels is not None:
+        y = np.load(labels).ravel()
+        if len(y) != len(X):
+            raise ValueError(f"{labels} has {len(y)} labels for {len(X)} samples")
+    return Dataset(X, y, X.image_shape, path.stem)
+
+
+def is_array_file(name: str) -> bool:
+    """Whether a dataset name is the path of an ``.npy`` file (:func:`load_array`)."""
+    return str(name).endswith(".npy")
+
+
 def load_dataset(
-    name: str, root: str | os.PathLike | None = None, train: bool = True, download: bool = False
+    name: str,
+    root: str | os.PathLike | None = None,
+    train: bool = True,
+    download: bool = False,
+    labels: str | os.PathLike | None = None,
+    max_value: float = 1.0,
 ) -> Dataset:
     """A dataset by name: ``digits``, ``mnist``, ``fashion-mnist``, ``mnist-test`` or
-    ``mixture-1d`` (:func:`make_mixture_1d` at its defaults)."""
+    ``mixture-1d`` (:func:`make_mixture_1d` at its defaults); or the path of an ``.npy`` file,
+    memory-mapped, with ``labels`` and ``max_value`` (:func:`load_array`)."""
+    if is_array_file(name):
+        return load_array(name, labels, max_value)
+    if labels is not None or max_value != 1.0:
+        raise ValueError("labels and max_value apply to an .npy file, not to a named dataset")
     if name == "digits":
         return load_digits()
     if name == "mixture-1d":

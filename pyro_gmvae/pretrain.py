@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import sklearn
 import torch
 from sklearn.manifold import TSNE
 from sklearn.mixture import GaussianMixture
@@ -86,6 +87,7 @@ def resolve_embedding(embedding: str, n_points: int) -> str:
     return "tsne" if n_points < TSNE_BELOW else "umap"
 
 
+SEARCH_MIB = 128  # scikit-learn's neighbour searches go in blocks of this size (its default: 1 GiB)
 MIN_POINTS = 4  # below this, neither embedding can be fitted (UMAP's spectral start needs 4)
 
 
@@ -110,7 +112,8 @@ def embed_codes(codes: np.ndarray, embedding: str, seed: int) -> np.ndarray:
 
             neighbours = int(min(20, len(codes) - 1))
             search = NearestNeighbors(n_neighbors=neighbours).fit(codes)
-            distances, indices = search.kneighbors(codes)  # each point its own first
+            with sklearn.config_context(working_memory=SEARCH_MIB):
+                distances, indices = search.kneighbors(codes)  # each point its own first
             reducer = umap.UMAP(
                 n_components=2,
                 n_neighbors=neighbours,
@@ -165,8 +168,10 @@ def cluster_codes(
     resp[idx] = gmm.fit(emb).predict_proba(emb)
     if len(rest) == 0:
         return resp
-    nearest = NearestNeighbors(n_neighbors=1).fit(codes[idx]).kneighbors(codes[rest])[1][:, 0]
-    resp[rest] = resp[idx][nearest]
+    search = NearestNeighbors(n_neighbors=1).fit(codes[idx])
+    with sklearn.config_context(working_memory=SEARCH_MIB):
+        for part in np.array_split(rest, -(-len(rest) // max_points)):  # copies of bounded size
+            resp[part] = resp[idx][search.kneighbors(codes[part])[1][:, 0]]
     return resp
 
 
@@ -196,6 +201,9 @@ def train_autoencoder(
         return torch.cat([encode(x) for x in X.split(1000)])
 
 
+MOMENT_ROWS = 16384  # rows per step of the full covariances' sum
+
+
 def component_moments(
     resp: torch.Tensor,
     codes: torch.Tensor,
@@ -210,8 +218,12 @@ def component_moments(
     counts = resp.sum(0).clamp_min(1e-6)[:, None]  # (K, 1)
     weights, means = counts[:, 0] / counts.sum(), resp.T @ codes / counts
     if full:
-        centred = codes.unsqueeze(0) - means.unsqueeze(1)  # (K, N, D)
-        spread = (resp.T.unsqueeze(-1) * centred).transpose(1, 2) @ centred / counts[..., None]
+        spread = 0.0
+        # (K, rows, D) temporaries, so a chunk of rows at a time on large data
+        for r, c in zip(resp.split(MOMENT_ROWS), codes.split(MOMENT_ROWS), strict=True):
+            centred = c.unsqueeze(0) - means.unsqueeze(1)  # (K, rows, D)
+            spread = spread + (r.T.unsqueeze(-1) * centred).transpose(1, 2) @ centred
+        spread = spread / counts[..., None]
         spread = spread + 1e-4 * torch.eye(codes.shape[1], dtype=codes.dtype, device=codes.device)
     else:
         spread = ((resp.T @ codes.pow(2)) / counts - means.pow(2)).clamp_min(1e-4)

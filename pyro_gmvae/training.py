@@ -22,6 +22,7 @@ import contextlib
 import csv
 import io
 import logging
+import os
 import random
 import sys
 import time
@@ -37,7 +38,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from pyro.infer import ELBO
 from pyro.infer.util import is_validation_enabled
-from torch.utils.data import BatchSampler, DataLoader, Sampler, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, Sampler
 
 from . import files
 from .metrics import clustering_scores
@@ -67,36 +68,48 @@ def _data_parallel(strategy: Any) -> bool:
     return strategy == "ddp" or isinstance(strategy, DDPStrategy)
 
 
-def check_strategy(devices: Any, strategy: Any) -> None:
+def check_strategy(devices: Any, strategy: Any, num_nodes: int = 1) -> None:
     """Raise a ``ValueError`` unless the fit can run with these Lightning settings: one device
     with ``strategy="auto"``, or any number with ``"ddp"`` (or a ``DDPStrategy`` that starts
-    its processes from the script, Lightning's default). Strategies that start processes by
-    spawning or forking (``"ddp_spawn"``, ``"ddp_fork"``, ``"ddp_notebook"``) are refused: what
-    a fit learns besides the weights (the history, the temperature, a Gibbs phase's state)
-    would stay in those processes."""
+    its processes from the script, Lightning's default), on ``num_nodes`` machines (more than
+    one with ``"ddp"`` only). Strategies that start processes by spawning or forking
+    (``"ddp_spawn"``, ``"ddp_fork"``, ``"ddp_notebook"``) are refused: what a fit learns besides
+    the weights (the history, the temperature, a Gibbs phase's state) would stay in those
+    processes."""
+    if not isinstance(num_nodes, int | np.integer) or isinstance(num_nodes, bool) or num_nodes < 1:
+        raise ValueError(f"num_nodes must be a positive integer, got {num_nodes!r}")
     one_device = (isinstance(devices, int) and devices == 1) or (
         isinstance(devices, list | tuple) and len(devices) == 1
     )
     # "ddp" names the script-starting launcher; a DDPStrategy object says which it uses
     if _data_parallel(strategy) and getattr(strategy, "_start_method", "popen") == "popen":
         return
-    if strategy == "auto" and one_device:
+    if strategy == "auto" and one_device and num_nodes == 1:
         return
     raise ValueError(
-        f"devices={devices!r}, strategy={strategy!r}: train on one device (devices=1 or "
-        "[index], strategy='auto') or data-parallel with strategy='ddp', which runs the script "
-        "once per device (from a script or the pyro-gmvae command, not in Jupyter); spawned or "
-        "forked processes ('ddp_spawn', 'ddp_fork', 'ddp_notebook') are not supported"
+        f"devices={devices!r}, strategy={strategy!r}, num_nodes={num_nodes!r}: train on one "
+        "device (devices=1 or [index], strategy='auto', one node) or data-parallel with "
+        "strategy='ddp', which runs the script once per device (from a script or the "
+        "pyro-gmvae command, not in Jupyter); spawned or forked processes ('ddp_spawn', "
+        "'ddp_fork', 'ddp_notebook') are not supported"
     )
+
+
+def node_rank() -> int:
+    """This machine's place in a data-parallel run over several (Lightning's ``NODE_RANK``, or
+    ``GROUP_RANK``; 0 on one machine)."""
+    return int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", "0")))
 
 
 def is_global_zero() -> bool:
     """Whether this process writes files: the first process of a data-parallel run, or the
-    only one. Lightning's own record of the rank: read from the variables its launcher sets
-    for the processes it starts, and set by its DDP strategy."""
+    only one. Lightning's own record of the rank (read from the variables its launcher sets
+    for the processes it starts, and set by its DDP strategy), on the first machine: the
+    process a user starts on another machine counts as rank 0 of its own until its fit
+    starts."""
     from lightning.pytorch.utilities import rank_zero_only
 
-    return rank_zero_only.rank == 0
+    return rank_zero_only.rank == 0 and node_rank() == 0
 
 
 class EpochBatches(BatchSampler):
@@ -161,16 +174,28 @@ class EpochBatches(BatchSampler):
         return full + (left > 0) - (full > 0 and self._too_small(left))
 
 
-def make_loader(
-    tensors: torch.Tensor | tuple[torch.Tensor, ...], batch_size: int, seed: int
-) -> DataLoader:
-    """Shuffled batches of one tensor (or of aligned tensors), reproducible from ``seed``.
-    Each batch is taken with one indexing operation per tensor (the sampler yields whole
-    batches of indices), not gathered point by point."""
+class _Rows(torch.utils.data.Dataset):
+    """Aligned row sources (tensors, or data on disk) indexed together by a batch of indices."""
+
+    def __init__(self, *sources: Any) -> None:
+        self.sources = sources
+
+    def __getitem__(self, index: list[int]) -> tuple[torch.Tensor, ...]:
+        return tuple(source[index] for source in self.sources)
+
+    def __len__(self) -> int:
+        return len(self.sources[0])
+
+
+def make_loader(tensors: Any, batch_size: int, seed: int) -> DataLoader:
+    """Shuffled batches of one tensor (or of aligned tensors; data on disk too:
+    :class:`~pyro_gmvae.disk.DiskData`), reproducible from ``seed``. Each batch is taken with
+    one indexing operation per tensor (the sampler yields whole batches of indices), not
+    gathered point by point."""
     tensors = tensors if isinstance(tensors, tuple) else (tensors,)
     batches = EpochBatches(EpochShuffleSampler(len(tensors[0]), seed), batch_size, False)
     return DataLoader(
-        TensorDataset(*tensors),
+        _Rows(*tensors),
         sampler=batches,
         batch_size=None,  # the sampler's index lists index the tensors directly
         generator=torch.Generator().manual_seed(seed),
@@ -576,6 +601,7 @@ def train(
     accelerator: str = "auto",
     devices: Any = 1,
     strategy: Any = "auto",
+    num_nodes: int = 1,
     **trainer_kwargs: Any,
 ) -> list[dict[str, float]]:
     """Fit ``plan`` for ``epochs`` epochs (in all, counting those of a resumed checkpoint) and
@@ -620,6 +646,7 @@ def train(
             accelerator=accelerator,
             devices=devices,
             strategy=strategy,
+            num_nodes=num_nodes,
             logger=False,
             callbacks=callbacks,
             enable_checkpointing=run_dir is not None,

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -356,9 +357,11 @@ def test_gmvae_benchmark_runs_the_reference_beside_the_defaults(mnist_dir, tmp_p
         assert torch.equal(watched[seed].reshape(len(ours), -1), ours)
     assert [p["seed"] for p in result["versus_reference"]["per_reference_seed"]] == [0, 1]
     speed = result["relaxed_speed"]
-    assert speed["ratio"] == pytest.approx(
-        speed["ours_images_per_s"] / speed["reference_images_per_s"]
-    )
+    for part in (speed, speed["with_evaluation"]):
+        assert part["ratio"] == pytest.approx(
+            part["ours_images_per_s"] / part["reference_images_per_s"]
+        )
+    assert {len(v) for v in speed["all_rounds"].values()} == {3}
     table = (tmp_path / "r.markdown").read_text()
     assert bench.REFERENCE in table and "reference's configuration" in table
     lines = (tmp_path / "r.cache").read_text().splitlines()
@@ -394,3 +397,28 @@ def test_gmvae_benchmark_times_both_to_the_references_final_acc():
     assert vs["speed_up_mean"] == pytest.approx(20.0 / 9.0)
     runs[2]["threads"] = 2  # timed on other thread counts: not compared
     assert bench.versus_reference(runs) is None
+
+
+def test_larger_than_memory_benchmark_tiny(tmp_path):
+    """The synthetic data are written, the command line trains on them in a child process
+    (inside a memory cgroup where this machine lets us make one) and the peaks are reported."""
+    bench = load("larger_than_memory")
+    limited = os.access(bench.CGROUP_V1, os.W_OK) and (bench.CGROUP_V1 / "cgroup.procs").exists()
+    paths = {name: tmp_path / f"r.{name}" for name in ("json", "markdown")}
+    argv = ["--tiny", "--gib", "0.0005", "--side", "12", "--source", "digits", "--hidden", "8",
+            "--limit-mib", "2048" if limited else "0", "--workdir", str(tmp_path)]  # fmt: skip
+    for name, path in paths.items():
+        argv += [f"--{name}", str(path)]
+    bench.main(argv)
+    saved = json.loads(paths["json"].read_text())
+    assert saved["returncode"] == 0 and saved["n"] == 0.0005 * 2**30 // (4 * 144)
+    assert saved["data_bytes"] == saved["n"] * 4 * 144
+    assert (
+        saved["peak_rss_anon_bytes"] > 0 and saved["peak_rss_bytes"] >= saved["peak_rss_anon_bytes"]
+    )
+    assert 0 < saved["summary"]["scores"]["acc"] <= 1
+    if limited:
+        assert 0 < saved["cgroup_peak_bytes"] <= 2048 * 2**20
+    assert set(tmp_path.iterdir()) == set(paths.values())  # the data and the run are gone
+    with pytest.raises(SystemExit, match="smoke run"):
+        bench.main(["--tiny"])

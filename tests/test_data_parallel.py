@@ -133,6 +133,26 @@ def test_strategies_that_keep_the_fit_in_other_processes_are_refused():
             check_strategy(devices, strategy)
     with pytest.raises(ValueError, match="ddp_spawn"):
         GMVAE(devices=2, strategy="ddp_spawn").fit(torch.rand(20, 4))
+    check_strategy(1, "ddp", num_nodes=3)
+    with pytest.raises(ValueError, match="num_nodes=2"):
+        check_strategy(1, "auto", num_nodes=2)  # several machines: data-parallel only
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="num_nodes must be a positive integer"):
+            ARMixture(num_nodes=bad)
+
+
+def test_only_the_first_machines_first_process_writes(monkeypatch):
+    """A process a user starts on another machine is rank 0 of its own until its fit starts:
+    its machine's place (NODE_RANK, or GROUP_RANK) keeps it from writing."""
+    from pyro_gmvae.training import is_global_zero, node_rank
+
+    for name in ("NODE_RANK", "GROUP_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert node_rank() == 0 and is_global_zero()
+    monkeypatch.setenv("GROUP_RANK", "2")
+    assert node_rank() == 2 and not is_global_zero()
+    monkeypatch.setenv("NODE_RANK", "0")
+    assert node_rank() == 0 and is_global_zero()
 
 
 def test_the_autoregressive_mixture_on_two_processes_fits_what_one_does(tmp_path):
@@ -171,6 +191,58 @@ def test_two_processes_train_what_one_does_with_the_global_batch(tmp_path):
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["history.json", "model.pt"]
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_on_nodes(command_for, cwd, nodes=2):
+    """Run ``command_for(node)`` once per simulated machine, side by side, as a user starts a
+    multi-machine run: each with its NODE_RANK, all with the first's address and port."""
+    port = str(_free_port())
+    processes = []
+    for node in range(nodes):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "NODE_RANK": str(node),
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}  # fmt: skip
+        for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "PYRO_GMVAE_RUN_DIR"):
+            env.pop(name, None)
+        processes.append(
+            subprocess.Popen(
+                command_for(node),
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )  # fmt: skip
+        )
+    for process in processes:
+        output, _ = process.communicate(timeout=600)
+        assert process.returncode == 0, output[-3000:]
+
+
+def test_two_machines_of_one_device_train_what_one_machine_of_two_does(tmp_path):
+    """num_nodes=2 (two machines, simulated by two processes with NODE_RANK 0 and 1 on this
+    one) gives the global ranks of one machine with two devices: the same fit. Only the first
+    machine's first process writes."""
+    for name in ("node0", "node1", "devices"):
+        (tmp_path / name).mkdir()
+    run_on_nodes(
+        lambda node: [sys.executable, str(SCRIPT), str(tmp_path / f"node{node}"), "ae", "1",
+                      "16", "2"], tmp_path)  # fmt: skip
+    run([sys.executable, str(SCRIPT), str(tmp_path / "devices"), "ae", "2", "16"], tmp_path)
+    nodes, devices = (AE.load(tmp_path / name / "model.pt") for name in ("node0", "devices"))
+    for (name, a), (_, b) in zip(
+        nodes.module_.state_dict().items(), devices.module_.state_dict().items(), strict=True
+    ):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6, msg=name)
+    assert nodes.get_params()["num_nodes"] == 2
+    assert list((tmp_path / "node1").iterdir()) == []
+
+
 COMMAND_LINE = {
     "gmvae": ([], ["checkpoints", "checkpoints/last.ckpt"]),
     "vae-gmm": (
@@ -186,7 +258,8 @@ def test_the_command_line_trains_on_two_processes(model, tmp_path):
     both with pre-training: one run folder with one of each file, a falling loss, a model
     that loads in one process; the VAE + GMM run replaced with --overwrite leaves no staging
     folder behind; the GMVAE run stopped after two epochs and resumed (every process's random
-    state kept in the checkpoint) ends where the uninterrupted one does."""
+    state kept in the checkpoint) ends where the uninterrupted one does; the GMVAE on two
+    simulated machines of one device each trains what one machine of two does."""
     options, own_files = COMMAND_LINE[model]
     out = tmp_path / "run"
     command = [sys.executable, "-m", "pyro_gmvae.cli", "train", "--dataset", "digits", "--n",
@@ -215,5 +288,15 @@ def test_the_command_line_trains_on_two_processes(model, tmp_path):
         resumed = GMVAE.load(again / "model.pt").module_.state_dict()
         for name, value in estimator.module_.state_dict().items():
             torch.testing.assert_close(resumed[name], value, atol=1e-6, rtol=1e-5, msg=name)
+        # two machines of one device each (the same command on both, NODE_RANK 0 and 1): the
+        # two devices' run, in one run folder that the first machine alone writes
+        nodes = tmp_path / "nodes"
+        on_nodes = [str(nodes) if part == str(out) else part for part in command]
+        on_nodes[on_nodes.index("--devices") + 1] = "1"
+        run_on_nodes(lambda node: [*on_nodes, "--num-nodes", "2"], tmp_path)
+        assert sorted(str(p.relative_to(nodes)) for p in nodes.rglob("*")) == names
+        across = GMVAE.load(nodes / "model.pt").module_.state_dict()
+        for name, value in estimator.module_.state_dict().items():
+            torch.testing.assert_close(across[name], value, atol=1e-6, rtol=1e-5, msg=name)
     assert json.loads((out / "summary.json").read_text())["n"] == 300
     assert estimator.predict(load_digits().subset(300, seed=0).X[:5]).shape == (5,)

@@ -16,11 +16,17 @@ def fitted(digits_small):
 
 
 def test_the_monitor_does_not_change_the_fitted_model(digits_small):
+    """Whatever it watches, or without it (monitor_size=0: the log keeps the loss alone)."""
     X = digits_small.X
     small = GMVAE(**tiny_kwargs(monitor_size=20)).fit(X)
     every = GMVAE(**tiny_kwargs(monitor_size=None)).fit(X)
-    for a, b in zip(small.module_.parameters(), every.module_.parameters(), strict=True):
-        assert torch.equal(a, b)
+    none = GMVAE(**tiny_kwargs(monitor_size=0)).fit(X, digits_small.y)
+    for a, b, c in zip(*(m.module_.parameters() for m in (small, every, none)), strict=True):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    assert "train_elbo" in every.history_[-1] and "acc" not in none.history_[-1]
+    assert none.history_[-1]["loss"] == every.history_[-1]["loss"]
+    with pytest.raises(ValueError, match="monitor_size must be at least 0"):
+        GMVAE(monitor_size=-1).fit(X)
 
 
 def test_fitting_scoring_and_sampling_leave_the_callers_random_state_alone(fitted, digits_small):

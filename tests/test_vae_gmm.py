@@ -220,5 +220,7 @@ def test_bad_settings_are_refused(digits_small, tmp_path):
         tiny(n_clusters=3).fit(digits_small.X[:2])
     with pytest.raises(ValueError, match="does not resume"):
         tiny().fit(digits_small.X, ckpt_path=tmp_path / "x.ckpt")
+    with pytest.raises(ValueError, match="monitor_size must be positive"):
+        tiny(monitor_size=0).fit(digits_small.X)
     with pytest.raises(ValueError, match="positive definite"):
         GaussianMixturePrior(torch.zeros(2, 2), -torch.eye(2).expand(2, 2, 2))

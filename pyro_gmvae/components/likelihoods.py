@@ -25,7 +25,9 @@ class Likelihood(nn.Module):
         return x_dim
 
     def validate(self, x: torch.Tensor) -> None:
-        """Raise ``ValueError`` when ``x`` lies outside this likelihood's support."""
+        """Raise ``ValueError`` when ``x`` lies outside this likelihood's support. For data on
+        disk (:class:`~pyro_gmvae.disk.DiskData`) ``x`` holds two rows, each feature's minimum
+        and maximum, so that a check of the range reads the whole data without loading it."""
 
     def forward(self, out: torch.Tensor) -> dist.Distribution:
         raise NotImplementedError

@@ -38,6 +38,7 @@ class AE(LatentEstimator):
         accelerator: str = "auto",
         devices: Any = 1,
         strategy: Any = "auto",
+        num_nodes: int = 1,
         progress_bar: bool = True,
         monitor_size: int | None = 2000,
     ) -> None:

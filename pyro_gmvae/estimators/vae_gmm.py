@@ -123,6 +123,7 @@ class VAEGMM(ClusteringEstimator):
         accelerator: str = "auto",
         devices: Any = 1,
         strategy: Any = "auto",
+        num_nodes: int = 1,
         progress_bar: bool = True,
         monitor_size: int | None = 2000,
     ) -> None:
@@ -145,6 +146,11 @@ class VAEGMM(ClusteringEstimator):
         if self.n_clusters < 2:
             raise ValueError(f"n_clusters must be at least 2, got {self.n_clusters}")
         check_positive_int("n_rounds", self.n_rounds)
+        if self.monitor_size == 0:
+            raise ValueError(
+                "VAEGMM keeps the round whose ELBO is highest on the monitored points: "
+                "monitor_size must be positive (or None: all points)"
+            )
         if self.prior_mode not in PRIOR_MODES:
             raise ValueError(f"prior_mode must be 'assigned' or 'mixture', got {self.prior_mode!r}")
         if self.init not in ("pretrain", "random"):
@@ -179,7 +185,8 @@ class VAEGMM(ClusteringEstimator):
     # ----------------------------------------------------------------------------- fitting
     def fit(self, X, y=None, *, run_dir: str | Path | None = None, ckpt_path=None):
         """Fit the VAE and the mixture in ``n_rounds`` rounds (labels ``y``, if given, are only
-        used to log ACC/NMI/ARI per round and per sweep). With ``run_dir``, ``metrics.csv``
+        used to log ACC/NMI/ARI per round and per sweep; ``X`` as for the other estimators,
+        data on disk included). With ``run_dir``, ``metrics.csv``
         (per epoch), ``rounds.csv`` and ``gibbs.csv`` are written there after every round."""
         if ckpt_path is not None:
             raise ValueError(

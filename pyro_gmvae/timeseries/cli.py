@@ -40,6 +40,7 @@ OPTIONS = {
     "accelerator": "accelerator",
     "devices": "devices",
     "strategy": "strategy",
+    "num_nodes": "num_nodes",
 }
 
 
@@ -174,6 +175,8 @@ def add_parser(sub) -> None:
     a.add_argument("--devices", type=lambda v: int(v) if v.isdigit() else v, default=None,
                    help="several: data-parallel, with --strategy ddp")  # fmt: skip
     a.add_argument("--strategy", default=None, help="'auto' (one device) or 'ddp'")
+    a.add_argument("--num-nodes", type=int, default=None,
+                   help="machines of a data-parallel run (see train --help)")  # fmt: skip
     a.add_argument("--forecast-steps", type=int, default=50)
     a.add_argument("--out", default=None, help="run folder (default runs/ar-mixture)")
     a.add_argument("--overwrite", action="store_true")

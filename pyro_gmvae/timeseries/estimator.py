@@ -88,6 +88,8 @@ class ARMixture(BaseEstimator):
         ``batch_size`` transitions (series, Markov) of every global batch, the subsampling plate
         scaling each process's terms to the whole data set (see
         :func:`~pyro_gmvae.training.check_strategy`); only the first process writes files.
+    num_nodes : machines of a data-parallel run (Lightning's ``num_nodes``), each with
+        ``devices`` devices (see the README).
 
     Fitted attributes: ``weights_`` (p), ``transition_matrices_`` (Pi), ``covariance_``
     (Sigma), ``switching_matrix_`` (A, Markov only), ``parameters_`` (all of them as
@@ -118,6 +120,7 @@ class ARMixture(BaseEstimator):
         accelerator: str = "cpu",
         devices: Any = 1,
         strategy: Any = "auto",
+        num_nodes: int = 1,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -139,6 +142,7 @@ class ARMixture(BaseEstimator):
         self.accelerator = accelerator
         self.devices = devices
         self.strategy = strategy
+        self.num_nodes = num_nodes
         self._check_params()
 
     # --------------------------------------------------------------------------- parameters
@@ -149,7 +153,7 @@ class ARMixture(BaseEstimator):
             check_positive_int("epochs", self.epochs)
         check_int("init_epochs", self.init_epochs, 0)
         check_int("seed", self.seed, 0)
-        check_strategy(self.devices, self.strategy)
+        check_strategy(self.devices, self.strategy, self.num_nodes)
         if self.batch_size is not None:
             check_positive_int("batch_size", self.batch_size)
         if self.covariance_type not in COVARIANCE_TYPES:
@@ -318,6 +322,7 @@ class ARMixture(BaseEstimator):
             accelerator=self.accelerator,
             devices=self.devices,
             strategy=self.strategy,
+            num_nodes=self.num_nodes,
         )
 
     def _set_parameters(self) -> None:

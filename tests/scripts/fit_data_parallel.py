@@ -1,10 +1,11 @@
 """Fit an estimator from a script, as data-parallel training needs (Lightning's "ddp" runs the
 script once per device); the first process saves the model and its history.
 
-    python fit_data_parallel.py OUT MODEL DEVICES BATCH_SIZE
+    python fit_data_parallel.py OUT MODEL DEVICES BATCH_SIZE [NODES]
 
 MODEL: "ae" or "gmvae" (256 digits, BATCH_SIZE per process) or "ar" (a simulated series of 401
-steps, the whole series per step: each process takes half of it).
+steps, the whole series per step: each process takes half of it). NODES: machines of the run
+(the script then runs once per machine, with NODE_RANK, MASTER_ADDR and MASTER_PORT set).
 """
 
 import json
@@ -15,7 +16,9 @@ from pyro_gmvae import AE, GMVAE, ARMixture, load_digits, simulate_ar_mixture
 from pyro_gmvae.training import is_global_zero
 
 out, model, devices, batch_size = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-where = dict(accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto")
+nodes = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+where = dict(accelerator="cpu", devices=devices, num_nodes=nodes,
+             strategy="ddp" if devices * nodes > 1 else "auto")  # fmt: skip
 if model == "ar":
     data = simulate_ar_mixture(401, 2, 2, seed=0).series  # 400 transitions: equal halves
     estimator = ARMixture(n_components=2, epochs=20, seed=0, progress_bar=False, **where)

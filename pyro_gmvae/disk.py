@@ -1,0 +1,171 @@
+"""Data that stay on disk: fitting, scoring and predicting read them a batch at a time.
+
+:class:`DiskData` wraps a memory-mapped NumPy array (``np.load(path, mmap_mode="r")``) or a
+map-style torch ``Dataset`` (e.g. a torchvision dataset with ``transform=ToTensor()``). The
+estimators take one wherever they take an array, and take a ``np.memmap`` or a torch
+``Dataset`` directly (wrapped with ``scale=1``). Only the rows of the current batch are in
+memory: the checks run in one pass over the data in chunks, the training batches are read by
+index, and scoring, predicting and pre-training's codes go through the data in chunks. What
+grows with the number of samples is what has one small row per sample: codes (latent size),
+responsibilities (K) and the results.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+CHUNK = 4096  # rows per chunk of the checking pass
+
+
+class DiskData:
+    """Samples read from disk a batch at a time, as float32 rows of shape (n, D).
+
+    Parameters
+    ----------
+    source : a NumPy array, usually memory-mapped (``np.load(path, mmap_mode="r")`` or
+        ``np.memmap``), shaped (N, D), (N, H, W) or (N, 1, H, W); or a map-style torch
+        ``Dataset`` whose items are such a sample, or a tuple whose first element is one
+        (``(image, label)``, as torchvision's datasets give with ``transform=ToTensor()``).
+    scale : every value is multiplied by it as it is read, e.g. ``1 / 255`` for images
+        stored as bytes.
+
+    Constructing one reads the whole data once, in chunks of 4,096 samples, to check it: a
+    numeric type, one shape for every sample, no NaN or infinite values. The pass also keeps
+    each feature's minimum and maximum (:attr:`extremes`, what the likelihoods' support checks
+    read) and whether every value is 0 or 1 (:attr:`binary`). The source is only read, never
+    written.
+    """
+
+    def __init__(self, source: Any, scale: float = 1.0) -> None:
+        if not (isinstance(scale, int | float) and math.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+        self.source, self.scale = source, float(scale)
+        self._is_array = isinstance(source, np.ndarray)
+        if not self._is_array and not isinstance(source, torch.utils.data.Dataset):
+            raise TypeError(
+                "DiskData reads a NumPy array (e.g. np.load(path, mmap_mode='r')) or a torch "
+                f"Dataset, got {type(source).__name__}"
+            )
+        n = len(source)
+        if n == 0:
+            raise ValueError("the data holds no samples")
+        first = self._sample(0) if not self._is_array else np.asarray(source[:1])[0]
+        sample_shape = tuple(first.shape)
+        if self._is_array and source.dtype.kind not in "iuf":
+            raise TypeError(f"expected numeric data, got dtype {source.dtype}")
+        if len(sample_shape) == 3 and sample_shape[0] == 1:
+            sample_shape = sample_shape[1:]
+        if len(sample_shape) == 2:
+            self.image_shape = sample_shape
+        elif len(sample_shape) == 1:
+            self.image_shape = image_shape_for(sample_shape[0])
+        else:
+            raise ValueError(
+                "expected data shaped (N, D), (N, H, W) or (N, 1, H, W), got samples of shape "
+                f"{tuple(first.shape)}"
+            )
+        self._sample_shape = tuple(first.shape)
+        self.shape = (n, int(np.prod(sample_shape)))
+        self._scan()
+
+    # ------------------------------------------------------------------ reading
+    def _sample(self, i: int) -> np.ndarray:
+        """One item of a torch Dataset as a NumPy array (its first element for a tuple)."""
+        item = self.source[i]
+        if isinstance(item, tuple | list):
+            item = item[0]
+        if isinstance(item, torch.Tensor):
+            item = item.detach().cpu().numpy()
+        elif not isinstance(item, np.ndarray):
+            raise TypeError(
+                f"the dataset's items are {type(item).__name__}, not arrays or tensors: give "
+                "it a transform that makes tensors (for torchvision, transform=ToTensor())"
+            )
+        if item.dtype.kind not in "iuf":
+            raise TypeError(f"expected numeric data, got dtype {item.dtype}")
+        return item
+
+    def _read(self, index: np.ndarray | slice) -> np.ndarray:
+        if self._is_array:
+            rows = np.asarray(self.source[index])
+        else:
+            picked = range(len(self))[index] if isinstance(index, slice) else index
+            rows = [self._sample(int(i)) for i in picked]
+            for row in rows:
+                if row.shape != self._sample_shape:
+                    raise ValueError(
+                        f"the dataset's samples differ in shape: {row.shape} and "
+                        f"{self._sample_shape}"
+                    )
+            rows = np.stack(rows) if rows else np.empty((0, *self._sample_shape))
+        out = rows.reshape(len(rows), self.shape[1]).astype(np.float32)  # a copy: ours
+        if self.scale != 1.0:
+            out *= np.float32(self.scale)
+        return out
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> torch.Tensor:
+        """Rows as a float32 tensor: (D,) for an integer, (n, D) for a slice or a sequence,
+        array or tensor of indices."""
+        if isinstance(index, int | np.integer):
+            return self[np.array([int(index)])][0]
+        if isinstance(index, torch.Tensor):
+            index = index.cpu().numpy()
+        if not isinstance(index, slice):
+            index = np.asarray(index, dtype=np.int64)
+            if index.ndim != 1:
+                raise IndexError("DiskData takes an integer, a slice or a 1-D index")
+        return torch.from_numpy(self._read(index))
+
+    def split(self, size: int) -> Iterator[torch.Tensor]:
+        """Consecutive chunks of ``size`` rows, as ``torch.Tensor.split`` gives them."""
+        for start in range(0, len(self), size):
+            yield self[start : start + size]
+
+    # ------------------------------------------------------------------ checks
+    def _scan(self) -> None:
+        """One pass: finiteness, each feature's range, whether the data are binary."""
+        low = np.full(self.shape[1], np.inf, dtype=np.float32)
+        high = np.full(self.shape[1], -np.inf, dtype=np.float32)
+        bad, binary = 0, True
+        for start in range(0, len(self), CHUNK):
+            chunk = self._read(slice(start, start + CHUNK))
+            finite = np.isfinite(chunk)
+            if not finite.all():
+                bad += int((~finite).sum())
+                continue
+            low, high = np.minimum(low, chunk.min(0)), np.maximum(high, chunk.max(0))
+            binary = binary and bool(((chunk == 0) | (chunk == 1)).all())
+        if bad:
+            raise ValueError(f"the data contains {bad} NaN or infinite values")
+        self.extremes = torch.from_numpy(np.stack([low, high]))
+        self.binary = binary
+
+    def __repr__(self) -> str:
+        kind = type(self.source).__name__
+        return f"DiskData({kind}, {self.shape[0]} samples x {self.shape[1]} features)"
+
+
+def image_shape_for(n_features: int) -> tuple[int, int]:
+    """The image shape of flat samples: square where ``n_features`` is a square, else one row."""
+    side = math.isqrt(n_features)
+    return (side, side) if side * side == n_features else (1, int(n_features))
+
+
+def is_on_disk(X: Any) -> bool:
+    """Whether ``X`` is read from disk rather than held in memory: a :class:`DiskData`, a
+    ``np.memmap`` or a torch ``Dataset``."""
+    return isinstance(X, DiskData | np.memmap | torch.utils.data.Dataset)
+
+
+def support_rows(X: torch.Tensor | DiskData) -> torch.Tensor:
+    """What a support check reads: the data in memory, or each feature's minimum and maximum
+    (2, D) of data on disk."""
+    return X.extremes if isinstance(X, DiskData) else X
