@@ -401,6 +401,9 @@ def cmd_train(args: argparse.Namespace) -> dict:
     first = is_global_zero()
     if first:
         target = Path(args.out) if args.out else _default_out(args, model)
+        for given in (args.dataset, args.labels):  # a replaced run folder is deleted whole
+            if given and is_array_file(given) and target.resolve() in Path(given).parents:
+                raise ValueError(f"{given} is inside the run folder {target}: move it out first")
         out = _prepare_run_dir(target, args.overwrite, args.resume)
         data_record = {"dataset": args.dataset, "data_root": args.data_root, "n": args.n}
         if is_array_file(args.dataset):
@@ -483,16 +486,19 @@ def _run(path: str) -> tuple[Path, dict, LatentEstimator]:
 
 def cmd_evaluate(args: argparse.Namespace) -> dict:
     run, summary, model = _run(args.run)
+    own = args.dataset is None  # the run's own data, as it was trained on
+    if own and (args.labels is not None or args.max_value is not None):
+        raise ValueError("--labels and --max-value go with --dataset FILE.npy")
     name = args.dataset or summary["dataset"]
     root = args.data_root or summary.get("data_root")
-    own = args.dataset is None  # the run's own data, as it was trained on
+    scale = summary.get("max_value", 1.0) if is_array_file(name) else 1.0  # the run's
     data = _load(
         name,
         root,
         summary.get("subset") if own else None,
         summary["config"]["seed"],
         summary.get("labels") if own else args.labels,
-        summary.get("max_value", 1.0) if own else args.max_value,
+        scale if args.max_value is None else args.max_value,
     )
     result = {"dataset": name, "n": len(data), "elbo": model.score(data.X)}
     if args.iw_samples:
@@ -534,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--dataset", type=_dataset, default="digits", help=array_help)
     t.add_argument("--data-root", default=None, help="folder of the dataset's files")
-    _add_array_options(t)
+    _add_array_options(t, 1.0)
     t.add_argument("--n", type=int, default=None, help="train on a random subset of n samples")
     t.add_argument(
         "--model",
@@ -691,7 +697,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run")
     e.add_argument("--dataset", type=_dataset, default=None, help=array_help)
     e.add_argument("--data-root", default=None)
-    _add_array_options(e)
+    _add_array_options(e, None)
     e.add_argument(
         "--iw-samples",
         type=int,
@@ -715,15 +721,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _add_array_options(parser: argparse.ArgumentParser) -> None:
+def _add_array_options(parser: argparse.ArgumentParser, max_value: float | None) -> None:
     parser.add_argument(
         "--labels", default=None, help="with an .npy dataset: an .npy file of its labels"
     )
     parser.add_argument(
         "--max-value",
         type=float,
-        default=1.0,
-        help="with an .npy dataset: values are divided by it as they are read (255 for bytes)",
+        default=max_value,
+        help="with an .npy dataset: values are divided by it as they are read (255 for bytes)"
+        + ("" if max_value is not None else "; default: the run's"),
     )
 
 

@@ -1,7 +1,9 @@
 """Datasets: scikit-learn's digits (embedded default), MNIST and Fashion-MNIST through torchvision,
-a single IDX split (e.g. the 10,000-image MNIST-test), and user arrays.
+a single IDX split (e.g. the 10,000-image MNIST-test), user arrays, and ``.npy`` files read from
+disk a batch at a time (:func:`load_array`).
 
-Every loader returns a :class:`Dataset` with pixels as float32 in [0, 1], flattened to (N, D).
+Every loader returns a :class:`Dataset` with pixels as float32 in [0, 1], flattened to (N, D):
+a tensor, or for an ``.npy`` file a :class:`~pyro_gmvae.disk.DiskData`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Dataset:
     """Flattened images in [0, 1] (or, for synthetic data, other values) with optional
     labels."""
 
-    X: torch.Tensor
+    X: torch.Tensor | DiskData
     y: np.ndarray | None
     image_shape: tuple[int, int]
     name: str
@@ -39,7 +41,8 @@ class Dataset:
         return self.X.shape[0]
 
     def subset(self, n: int | None, seed: int = 0) -> Dataset:
-        """The first ``n`` points of a seeded permutation (all of them when ``n`` is None)."""
+        """The first ``n`` points of a seeded permutation (all of them when ``n`` is None), in
+        memory (data on disk too: a subset is read whole)."""
         if n is None or n >= len(self):
             return self
         idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
@@ -235,7 +238,7 @@ def load_array(
         y = np.load(labels).ravel()
         if len(y) != len(X):
             raise ValueError(f"{labels} has {len(y)} labels for {len(X)} samples")
-    return Dataset(X, y, X.image_shape, path.stem)
+    return Dataset(X, y, X.image_shape, path.name)  # the file's name: never a dataset's
 
 
 def is_array_file(name: str) -> bool:

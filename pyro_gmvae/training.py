@@ -41,6 +41,7 @@ from pyro.infer.util import is_validation_enabled
 from torch.utils.data import BatchSampler, DataLoader, Sampler
 
 from . import files
+from .checks import check_positive_int
 from .metrics import clustering_scores
 
 
@@ -76,8 +77,7 @@ def check_strategy(devices: Any, strategy: Any, num_nodes: int = 1) -> None:
     (``"ddp_spawn"``, ``"ddp_fork"``, ``"ddp_notebook"``) are refused: what a fit learns besides
     the weights (the history, the temperature, a Gibbs phase's state) would stay in those
     processes."""
-    if not isinstance(num_nodes, int | np.integer) or isinstance(num_nodes, bool) or num_nodes < 1:
-        raise ValueError(f"num_nodes must be a positive integer, got {num_nodes!r}")
+    check_positive_int("num_nodes", num_nodes)
     one_device = (isinstance(devices, int) and devices == 1) or (
         isinstance(devices, list | tuple) and len(devices) == 1
     )

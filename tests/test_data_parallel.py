@@ -136,9 +136,11 @@ def test_strategies_that_keep_the_fit_in_other_processes_are_refused():
     check_strategy(1, "ddp", num_nodes=3)
     with pytest.raises(ValueError, match="num_nodes=2"):
         check_strategy(1, "auto", num_nodes=2)  # several machines: data-parallel only
-    for bad in (0, 1.5, True):
-        with pytest.raises(ValueError, match="num_nodes must be a positive integer"):
-            ARMixture(num_nodes=bad)
+    with pytest.raises(ValueError, match="num_nodes must be positive"):
+        ARMixture(num_nodes=0)
+    for bad in (1.5, True):
+        with pytest.raises(TypeError, match="num_nodes must be an integer"):
+            GMVAE(num_nodes=bad)
 
 
 def test_only_the_first_machines_first_process_writes(monkeypatch):
@@ -153,6 +155,17 @@ def test_only_the_first_machines_first_process_writes(monkeypatch):
     assert node_rank() == 2 and not is_global_zero()
     monkeypatch.setenv("NODE_RANK", "0")
     assert node_rank() == 0 and is_global_zero()
+
+
+def test_another_machines_process_trains_in_a_folder_that_holds_a_run(tmp_path, monkeypatch):
+    """Only the writer refuses a run folder that holds a run: another machine's process trains
+    in the folder the first writes (e.g. while the first replaces that run with --overwrite)."""
+    (tmp_path / "metrics.csv").write_text("epoch\n")
+    monkeypatch.delenv("NODE_RANK", raising=False)
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        GMVAE()._check_run_dir(tmp_path, None)
+    monkeypatch.setenv("NODE_RANK", "1")
+    GMVAE()._check_run_dir(tmp_path, None)
 
 
 def test_the_autoregressive_mixture_on_two_processes_fits_what_one_does(tmp_path):

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from pyro_gmvae import AE, GMVAE, VAE, VAEGMM, DilokthanakulGMVAE, load_digits
+from pyro_gmvae.analysis import cluster_summaries, posterior_samples
 from pyro_gmvae.cli import main
 from pyro_gmvae.data import load_array
-from pyro_gmvae.disk import CHUNK, DiskData
+from pyro_gmvae.disk import DiskData
 
 SMALL = dict(latent_dim=4, hidden_dims=(32,), epochs=2, batch_size=64, progress_bar=False)
 
@@ -38,7 +39,18 @@ def test_rows_read_as_the_array_gives_them(digits, on_disk):
     torch.testing.assert_close(data[torch.tensor(index)], X[index])
     torch.testing.assert_close(torch.cat(list(data.split(64))), X)
     torch.testing.assert_close(data.extremes, torch.stack([X.min(0).values, X.max(0).values]))
+    mask = np.zeros(len(X), dtype=bool)
+    mask[[4, 9]] = True
+    torch.testing.assert_close(data[mask], X[[4, 9]])
+    torch.testing.assert_close(data[torch.from_numpy(mask)], X[[4, 9]])
+    with pytest.raises(IndexError, match="a mask of 3"):
+        data[np.ones(3, dtype=bool)]
+    with pytest.raises(IndexError, match="int or bool"):
+        data[np.array([0.5, 1.5])]
     assert not data.binary and DiskData(np.asarray(on_disk > 0.5, dtype=np.float32)).binary
+    # rows by index come from a mapping of its own (advised for random access), the user's
+    # stays as it was
+    assert data._by_index is not on_disk and data._by_index.filename == on_disk.filename
 
 
 def test_bytes_are_scaled_and_images_flattened(tmp_path):
@@ -46,8 +58,8 @@ def test_bytes_are_scaled_and_images_flattened(tmp_path):
     np.save(tmp_path / "b.npy", images)
     data = DiskData(np.load(tmp_path / "b.npy", mmap_mode="r"), scale=1 / 255)
     assert data.shape == (50, 36) and data.image_shape == (6, 6)
-    expected = torch.from_numpy(images.reshape(50, 36).astype(np.float32) / 255)
-    torch.testing.assert_close(data[:], expected)
+    expected = torch.from_numpy(images.reshape(50, 36)).float() / 255  # as in memory
+    assert torch.equal(data[:], expected)
 
 
 @pytest.mark.parametrize("model", [GMVAE, AE, VAE, DilokthanakulGMVAE])
@@ -107,7 +119,6 @@ def test_no_read_takes_more_than_a_chunk(tmp_path, monkeypatch):
     assert sum(sizes) > 5 * len(on_disk)  # the check, the epochs, the codes, the scores ...
     # the checking pass's chunks (shrunk here from 4,096), the scores' and codes' 1,000
     assert max(sizes) <= 1000 < len(on_disk)
-    assert CHUNK == 4096
 
 
 def test_a_torchvision_dataset_on_disk_fits_as_its_array(tmp_path):
@@ -172,6 +183,28 @@ def test_bad_data_on_disk_is_refused_clearly(tmp_path, digits):
         model.predict(np.load(tmp_path / "wide.npy", mmap_mode="r"))
 
 
+def test_what_needs_every_sample_in_memory_refuses_data_on_disk(digits, on_disk):
+    """Posterior analysis, cluster summaries and a monitor of every sample would read the
+    whole data into memory: they say so and ask for a subset."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = GMVAE(**SMALL, n_clusters=3, pretrain_epochs=1).fit(on_disk)
+        with pytest.raises(ValueError, match="monitor_size=None watches every sample"):
+            GMVAE(**SMALL, n_clusters=3, pretrain_epochs=1, monitor_size=None).fit(on_disk)
+    for analyse in (lambda: posterior_samples(model, on_disk, 2),
+                    lambda: cluster_summaries(model, on_disk)):  # fmt: skip
+        with pytest.raises(ValueError, match=r"on disk .* pass a subset"):
+            analyse()
+    assert len(cluster_summaries(model, np.array(on_disk[:50]))) == 3  # a subset in memory
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter([])
+
+    with pytest.raises(TypeError, match="IterableDataset has no index"):
+        model.predict(Stream())
+
+
 class _ListDataset(torch.utils.data.Dataset):
     def __init__(self, items):
         self.items = items
@@ -220,3 +253,15 @@ def test_the_command_line_trains_on_an_npy_file(digits, tmp_path, capsys):
     refused = ["train", "--dataset", "digits", "--max-value", "255", "--out", str(tmp_path / "r")]
     assert main(refused) == 2 and not (tmp_path / "r").exists()
     assert "apply to an .npy file" in capsys.readouterr().err
+    assert main(["evaluate", str(out), "--max-value", "255"]) == 2  # without --dataset
+    assert "go with --dataset FILE.npy" in capsys.readouterr().err
+    # another .npy file takes the run's scale unless told otherwise
+    assert main(["evaluate", str(out), "--dataset", str(tmp_path / "bytes.npy")]) == 0
+    assert json.loads(capsys.readouterr().out)["elbo"] == summary["elbo"]
+    # a file inside the run folder that --overwrite would replace is refused, the run kept
+    np.save(out / "inside.npy", np.round(digits.X.numpy() * 255).astype(np.uint8))
+    before = sorted(p.name for p in out.iterdir())
+    inside = ["train", "--dataset", str(out / "inside.npy"), "--max-value", "255", *common]
+    assert main([*inside, "--out", str(out), "--overwrite", "--no-figures"]) == 2
+    assert "inside the run folder" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == before

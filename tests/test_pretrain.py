@@ -82,7 +82,9 @@ def test_full_mixture_prior_densities_for_enumerated_and_relaxed_y():
     )
 
 
-def test_component_moments_full_covariances():
+@pytest.mark.parametrize("rows", [16384, 7])  # one sum, or sums of 7 rows at a time
+def test_component_moments_full_covariances(rows, monkeypatch):
+    monkeypatch.setattr(pretrain_module, "MOMENT_ROWS", rows)
     g = torch.Generator().manual_seed(0)
     codes = torch.randn(50, 3, generator=g)
     resp = torch.softmax(torch.randn(50, 2, generator=g), -1)
@@ -105,7 +107,7 @@ def test_cluster_codes_recovers_well_separated_groups(embedding):
     np.testing.assert_allclose(resp.sum(1), 1.0, atol=1e-6)
     assert clustering_scores(labels, resp.argmax(1))["acc"] == 1.0
     # above max_points, the rest take the responsibilities of their nearest embedded neighbour
-    resp_sub = cluster_codes(codes, 3, seed=0, embedding=embedding, max_points=90)
+    resp_sub = cluster_codes(codes, 3, seed=0, embedding=embedding, max_points=40)  # 4 parts
     assert clustering_scores(labels, resp_sub.argmax(1))["acc"] == 1.0
 
 

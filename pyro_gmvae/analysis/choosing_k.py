@@ -37,6 +37,7 @@ from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from ..checks import check_positive_int
+from ..disk import in_memory
 from ..gmm import GibbsGMM
 from ..timeseries import ARMixture
 from ..timeseries.series import as_series
@@ -246,6 +247,7 @@ def _loo_pointwise(model, X_train, seed: int) -> np.ndarray:
 
 def _check_data(estimator, X, X_test, test_size, split_seed):
     """The training and held-out data, and the training set's size (transitions for series)."""
+    in_memory(X, "choose_k")
     if isinstance(estimator, ARMixture):
         if X_test is None:
             raise ValueError(

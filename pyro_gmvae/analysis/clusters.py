@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..checks import check_positive_int
+from ..disk import in_memory
 from ..timeseries import ARMixture
 from ..timeseries.series import as_series
 from .likelihood import log_likelihood as per_point_log_likelihood
@@ -60,6 +61,7 @@ def _probabilities(estimator, X) -> tuple[np.ndarray, np.ndarray]:
         estimator._check_fitted()
         _, rows = as_series(X, estimator.n_features_in_).transitions()
         return transition_probabilities(estimator, X), rows.numpy()
+    in_memory(X, "cluster summaries")
     probs = np.asarray(estimator.predict_proba(X), dtype=np.float64)
     rows = np.asarray(X, dtype=np.float64)
     if probs.ndim != 2 or len(probs) != len(rows):

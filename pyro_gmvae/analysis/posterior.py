@@ -19,6 +19,7 @@ from pyro import poutine
 from pyro.infer import Predictive
 
 from ..checks import check_positive_int
+from ..disk import in_memory
 from ..estimators.base import LatentEstimator
 from ..timeseries import ARMixture
 from ..timeseries.regimes import sample_paths, series_log_emission
@@ -34,6 +35,7 @@ def fitted_module(estimator, X) -> tuple[torch.nn.Module, torch.Tensor]:
             "AE, VAEGMM, DilokthanakulGMVAE, ARMixture)"
         )
     estimator._check_fitted()
+    in_memory(X, "posterior analysis")
     return estimator.module_, estimator._data(X)
 
 

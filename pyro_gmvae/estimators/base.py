@@ -376,7 +376,9 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
         """A resume needs its checkpoint; a new run needs a folder that holds no run."""
         if ckpt_path is not None and not Path(ckpt_path).exists():
             raise FileNotFoundError(f"no checkpoint at {ckpt_path}")
-        if run_dir is not None and ckpt_path is None:
+        # by the writer alone: another machine's process trains in the folder the first
+        # writes (a replaced run's staging folder there), whatever it holds now
+        if run_dir is not None and ckpt_path is None and is_global_zero():
             found = [n for n in ("metrics.csv", "checkpoints") if (Path(run_dir) / n).exists()]
             if found:
                 raise FileExistsError(
@@ -389,6 +391,11 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
     ) -> tuple[torch.Tensor, np.ndarray | None]:
         """The fixed subset the per-epoch log is computed on (one fixed binarisation of it when
         training binarises), drawn from a generator of its own."""
+        if self.monitor_size is None and isinstance(X, DiskData):
+            raise ValueError(
+                "monitor_size=None watches every sample in memory; data on disk need a "
+                "bounded monitor_size (the default 2,000), or 0 for none"
+            )
         generator = torch.Generator().manual_seed(self.seed)
         monitor = monitor_indices(len(X), self.monitor_size, generator)
         X_monitor = X[monitor]

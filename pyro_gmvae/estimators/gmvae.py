@@ -26,8 +26,9 @@ def resolve_discrete(discrete: Any, n_samples: int) -> Any:
     epochs, ``pyro-gmvae train --dataset digits --discrete D --seed S``) enumeration gave ACC
     0.875, 0.880, 0.852 (seeds 0-2) against the relaxed y's 0.809, 0.830, 0.820; on
     MNIST-test's 9,000 training images (100 epochs, ``docs/benchmarks.md``) the relaxed y gave
-    ACC 0.958 +- 0.002 against 0.955 +- 0.003 (seeds 0-4), a higher ELBO (-91.8 against -93.2)
-    and a third of the time per epoch. The two runs differ in epochs as well as size (after 20
+    ACC 0.955 and 0.960 against 0.953 and 0.952 (seeds 0 and 1; 0.958 +- 0.002 against 0.955
+    +- 0.003 over seeds 0-4 with the UMAP recipe before), a higher ELBO (-91.9 against -93.4)
+    and 7.6 s per epoch against 18.6. The two runs differ in epochs as well as size (after 20
     epochs the relaxed y's temperature, annealed per epoch, is still 0.76), and sizes in
     between were not measured: the boundary is set equal to pre-training's
     (:func:`pyro_gmvae.pretrain.resolve_embedding`), one rule for both."""
@@ -66,8 +67,9 @@ class GMVAE(ClusteringEstimator):
     pretrain_embedding : the 2-D embedding pre-training clusters the codes in: ``"auto"``
         (default) chooses t-SNE below 4,096 points and UMAP from there (see
         :func:`pyro_gmvae.pretrain.resolve_embedding`: t-SNE clustered scikit-learn's 1,797
-        digits better; on MNIST-test they were alike in the benchmark, 0.958 and 0.960 with
-        UMAP against 0.961 and 0.959, seeds 0 and 1), ``"umap"`` or ``"tsne"``.
+        digits better; on MNIST-test they were alike in the benchmark, 0.955 and 0.960 with
+        UMAP against 0.961 and 0.959, seeds 0 and 1, and UMAP pre-trained in 63-65 s against
+        146-216 s), ``"umap"`` or ``"tsne"``.
 
     The defaults are the configuration measured best on images with values in [0, 1]
     (MNIST-test: ``docs/benchmarks.md``). For other arrays choose ``likelihood="gaussian"``
