@@ -265,3 +265,12 @@ def test_the_command_line_trains_on_an_npy_file(digits, tmp_path, capsys):
     assert main([*inside, "--out", str(out), "--overwrite", "--no-figures"]) == 2
     assert "inside the run folder" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_scoring_batches_shrink_with_wide_data():
+    """The ELBO's (K, rows, D) temporaries stay near 32 MB: 1,000 rows of MNIST-sized images
+    with K = 10, fewer for wider images."""
+    model = GMVAE(n_clusters=10)
+    assert model._scoring_rows(torch.zeros(1, 784)) == 1000
+    assert model._scoring_rows(torch.zeros(1, 48 * 48)) == 2**23 // (48 * 48 * 10) == 364
+    assert AE()._scoring_rows(torch.zeros(1, 10**9)) == 1
