@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> dict:
         # the mode "auto" chooses for the training images: the fit is that mode's fit
         config["discrete"] = resolve_discrete(config["discrete"], len(train))
         if (
-            config["init"] != "random"
+            model.resolved_init() == "pretrain"
             and resolve_embedding(config["pretrain_embedding"], len(train)) == "umap"
         ):  # rows of UMAP's own neighbour search and 500 layout epochs lack this
             config["umap"] = {"neighbours": "exact", "n_epochs": UMAP_EPOCHS}
