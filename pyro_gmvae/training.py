@@ -352,7 +352,8 @@ class EpochMetricsCallback(Callback):
 
     Its Monte Carlo noise comes from a generator of its own (seeded by ``seed`` each epoch), so
     the monitor neither moves the training's random state nor depends on how many points it
-    watches."""
+    watches. ``start`` holds the same figures for the model before its first epoch (None for a
+    resumed fit): where pre-training ran, what it alone reached."""
 
     def __init__(
         self,
@@ -362,15 +363,24 @@ class EpochMetricsCallback(Callback):
         seed: int = 0,
     ) -> None:
         self.X, self.labels, self.evaluate, self.seed = X, labels, evaluate, seed
+        self.start: dict[str, float] | None = None
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: TrainingPlan) -> None:
+    def _figures(self, pl_module: TrainingPlan) -> dict[str, float]:
         with local_seed(self.seed):
             result = self.evaluate(pl_module.module, self.X.to(pl_module.device))
-        for name, value in result["terms"].items():
-            pl_module.log(name, value, sync_dist=True)
+        figures = dict(result["terms"])
         if self.labels is not None and result["labels"] is not None:
-            for name, value in clustering_scores(self.labels, result["labels"]).items():
-                pl_module.log(name, value, prog_bar=name == "acc", sync_dist=True)
+            figures.update(clustering_scores(self.labels, result["labels"]))
+        return figures
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: TrainingPlan) -> None:
+        # every process watches the same points with the same weights: nothing to synchronise
+        if trainer.current_epoch == 0:
+            self.start = {k: float(v) for k, v in self._figures(pl_module).items()}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: TrainingPlan) -> None:
+        for name, value in self._figures(pl_module).items():
+            pl_module.log(name, value, prog_bar=name == "acc", sync_dist=True)
 
 
 @contextlib.contextmanager

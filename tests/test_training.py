@@ -64,3 +64,40 @@ def test_the_monitor_takes_the_elbo_terms_on_its_first_points_and_clusters_on_al
     )
     expected = module.cluster_probs(X).argmax(-1).numpy()
     assert part["labels"].shape == (30,) and (part["labels"] == expected).all()
+
+
+def test_the_start_figures_are_the_monitor_at_the_first_epochs_weights():
+    """A loss without gradient leaves Adam's weights where they were: the monitor's figures
+    before the first epoch (``start``) then equal those after it, on the same points, with the
+    same noise."""
+    from pyro_gmvae.models import GMVAEModule
+    from pyro_gmvae.training import EpochMetricsCallback, monitor_terms
+
+    torch.manual_seed(0)
+    module, X = GMVAEModule(6, n_clusters=3, latent_dim=2, hidden_dims=(8,)), torch.rand(40, 6)
+    labels = torch.arange(40).numpy() % 3
+    monitor = EpochMetricsCallback(X, labels, monitor_terms, seed=3)
+    plan = TrainingPlan(module, lambda x: 0.0 * sum(p.sum() for p in module.parameters()))
+    history = train(plan, make_loader(X, 10, 0), 1, callbacks=[monitor], progress_bar=False)
+    assert set(monitor.start) == {"train_elbo", "train_reconstruction", "train_kl_z", "train_kl_y",
+                                  "acc", "nmi", "ari"}  # fmt: skip
+    assert monitor.start == pytest.approx({k: history[0][k] for k in monitor.start}, rel=1e-6)
+
+
+def test_an_estimator_keeps_its_start_figures_apart_from_its_history(digits_small, tmp_path):
+    """``start_metrics_``: the pre-trained model's figures (the monitor's, tested above), not
+    the first epoch's, the history still one row per epoch; None without a monitor and for a
+    resumed fit, whose start is not the model's."""
+    X, y = digits_small.X, digits_small.y
+    settings = dict(init="pretrain", pretrain_epochs=2)
+    model = GMVAE(**tiny_kwargs(**settings, epochs=2))
+    model.fit(X, y, run_dir=tmp_path)
+    assert [row["epoch"] for row in model.history_] == [1, 2]
+    assert set(model.start_metrics_) <= set(model.history_[0])
+    assert model.start_metrics_ != pytest.approx(
+        {k: model.history_[0][k] for k in model.start_metrics_}
+    )
+    resumed = GMVAE(**tiny_kwargs(**settings, epochs=3))
+    resumed.fit(X, y, run_dir=tmp_path, ckpt_path=tmp_path / "checkpoints" / "last.ckpt")
+    assert resumed.start_metrics_ is None
+    assert GMVAE(**tiny_kwargs(monitor_size=0)).fit(X).start_metrics_ is None

@@ -75,7 +75,9 @@ COMMON_DOC = """
 
     Fitted attributes end in ``_``: ``module_`` (the Pyro model/guide with the fitted prior,
     guide and networks; components passed in stay as they were), ``history_`` (one dict of
-    logged metrics per epoch), ``n_features_in_``, ``image_shape_``, ``pretrain_seconds_``.
+    logged metrics per epoch), ``start_metrics_`` (the monitor's figures before the first
+    epoch, after pre-training where it ran; None without a monitor or for a resumed fit),
+    ``n_features_in_``, ``image_shape_``, ``pretrain_seconds_``.
 """
 
 
@@ -295,11 +297,13 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
                 config={**self.configuration(fit_settings=False), **self._resolved(chosen)},
             )
             callbacks = [DiscreteScheduleCallback()]
+            monitor = None
             if self.monitor_size != 0:
                 X_monitor, labels_monitor = self._monitor_data(X, labels)
-                callbacks.append(
-                    EpochMetricsCallback(X_monitor, labels_monitor, monitor_terms, seed=self.seed)
+                monitor = EpochMetricsCallback(
+                    X_monitor, labels_monitor, monitor_terms, seed=self.seed
                 )
+                callbacks.append(monitor)
             history = train(
                 plan,
                 make_loader(X, self.batch_size, self.seed),
@@ -313,6 +317,7 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
         for name, value in chosen.items():
             setattr(self, name, value)
         self.history_ = history
+        self.start_metrics_ = None if monitor is None else monitor.start
         self._after_fit(X)
         return self
 

@@ -220,14 +220,17 @@ class VAEGMM(ClusteringEstimator):
                     binarize=self.binarize,
                     config=self.configuration(fit_settings=False),
                 )
+                monitor = EpochMetricsCallback(X_monitor, None, monitor_terms, self.seed)
                 rows = train(
                     plan,
                     make_loader((X, indices), self.batch_size, self.seed * 1009 + r),
                     self.epochs,
-                    callbacks=[EpochMetricsCallback(X_monitor, None, monitor_terms, self.seed)],
+                    callbacks=[monitor],
                     phase=f"round {r}/{self.n_rounds}: VAE",
                     **self._devices(),
                 )
+                if r == 1:  # before any SVI: what pre-training reached
+                    start_metrics = monitor.start
                 for row in rows:
                     row.update(round=r, epoch=row["epoch"] + (r - 1) * self.epochs)
                 history += rows
@@ -268,6 +271,7 @@ class VAEGMM(ClusteringEstimator):
         module.prior.assignments = torch.as_tensor(self.gmm_.labels_)
         self.module_ = module.eval()
         self.history_, self.rounds_, self.gibbs_history_ = history, rounds, gibbs
+        self.start_metrics_ = start_metrics
         self.best_round_ = best["round"]
         self.labels_ = self.gmm_.labels_
         self.cluster_weights_ = cluster_weights(self.labels_, self.n_clusters, stacklevel=3)
