@@ -107,19 +107,31 @@ def _dataset(value: str) -> str:
 
 
 KMEANS_FIT_AT_MOST = 20_000  # k-means on pixels fits a random subset of larger data
+KMEANS_BYTES = 2**26  # ... and of wide data at most this many bytes of float32 rows at a time
+
+
+def _kmeans_rows(n_features: int) -> int:
+    """How many samples k-means on pixels fits at most, and predicts at a time: 20,000
+    (MNIST-sized images), fewer for wider samples, so that its copies stay near 64 MiB (a
+    4.5 GiB file of 48 x 48 images trained under a 1.5 GiB limit was killed by 20,000 of
+    them: k-means held about 0.5 GB)."""
+    return max(1, min(KMEANS_FIT_AT_MOST, KMEANS_BYTES // (4 * n_features)))
 
 
 def _kmeans_labels(data: Dataset, k: int, seed: int) -> tuple[np.ndarray, int]:
     """k-means on the pixels (the baseline beside a model's clusters): fitted on all the
-    samples, or on a random 20,000 of more (data on disk are never loaded whole); every
-    sample then gets its nearest centre. Returns the labels and how many samples it fitted."""
+    samples, or on a random subset of larger data (:func:`_kmeans_rows`; data on disk are
+    never loaded whole); every sample then gets its nearest centre, a chunk at a time.
+    Returns the labels and how many samples it fitted."""
     from sklearn.cluster import KMeans
 
-    n = len(data)
-    fit_on = np.sort(np.random.default_rng(seed).permutation(n)[:KMEANS_FIT_AT_MOST])
-    km = KMeans(k, n_init=10, random_state=seed).fit(np.asarray(data.X[fit_on]))
-    labels = np.concatenate([km.predict(np.asarray(x)) for x in data.X.split(KMEANS_FIT_AT_MOST)])
-    return labels, len(fit_on)
+    n, rows = len(data), _kmeans_rows(data.X.shape[1])
+    fit_on = np.sort(np.random.default_rng(seed).permutation(n)[:rows])
+    # copy_x=False: the rows are a copy of our own, which k-means may centre in place
+    km = KMeans(k, n_init=10, random_state=seed, copy_x=False)
+    km.fit(np.asarray(data.X[fit_on], dtype=np.float32))
+    labels = [km.predict(np.asarray(x, dtype=np.float32)) for x in data.X.split(rows)]
+    return np.concatenate(labels), len(fit_on)
 
 
 def _prepare_run_dir(out: Path, overwrite: bool, resume: bool | None) -> Path:

@@ -426,3 +426,31 @@ def test_options_given_as_zero_reach_the_estimator_and_unused_ones_are_refused()
     assert build("--model", "dilokthanakul").lr == 1e-4  # its own default when not given
     with pytest.raises(ValueError, match="--threshold does not apply"):
         build("--model", "dilokthanakul", "--objective", "elbo", "--threshold", "3")
+
+
+def test_kmeans_on_wide_samples_fits_and_predicts_a_bounded_number_at_a_time(monkeypatch):
+    """The k-means baseline fits at most 20,000 samples, fewer of wider ones (its copies near
+    KMEANS_BYTES), and labels every sample, a chunk of as many at a time."""
+    import sklearn.cluster
+
+    from pyro_gmvae import cli
+
+    assert cli._kmeans_rows(784) == 20_000 and cli._kmeans_rows(48 * 48) == 2**26 // (4 * 2304)
+    monkeypatch.setattr(cli, "KMEANS_BYTES", 4 * 64 * 100)  # 100 rows of the digits' 64 pixels
+    data = load_digits().subset(300, seed=0)
+    seen = []
+
+    class Watched(sklearn.cluster.KMeans):
+        def fit(self, X, *args, **kwargs):
+            seen.append(("fit", X.shape, X.dtype))
+            return super().fit(X, *args, **kwargs)
+
+        def predict(self, X):
+            seen.append(("predict", X.shape, X.dtype))
+            return super().predict(X)
+
+    monkeypatch.setattr(sklearn.cluster, "KMeans", Watched)
+    labels, fitted_on = cli._kmeans_labels(data, 10, seed=0)
+    assert fitted_on == 100 and labels.shape == (300,)
+    assert seen == [("fit", (100, 64), np.float32)] + [("predict", (100, 64), np.float32)] * 3
+    assert cli.clustering_scores(data.y, labels)["acc"] > 0.5  # the digits' k-means, as usual
