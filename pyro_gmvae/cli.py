@@ -110,12 +110,12 @@ KMEANS_FIT_AT_MOST = 20_000  # k-means on pixels fits a random subset of larger 
 KMEANS_BYTES = 2**26  # ... and of wide data at most this many bytes of float32 rows at a time
 
 
-def _kmeans_rows(n_features: int) -> int:
+def _kmeans_rows(n_features: int, k: int) -> int:
     """How many samples k-means on pixels fits at most, and predicts at a time: 20,000
     (MNIST-sized images), fewer for wider samples, so that its copies stay near 64 MiB (a
     4.5 GiB file of 48 x 48 images trained under a 1.5 GiB limit was killed by 20,000 of
-    them: k-means held about 0.5 GB)."""
-    return max(1, min(KMEANS_FIT_AT_MOST, KMEANS_BYTES // (4 * n_features)))
+    them: k-means held about 0.5 GB), and never fewer than ``k``."""
+    return max(k, min(KMEANS_FIT_AT_MOST, KMEANS_BYTES // (4 * n_features)))
 
 
 def _kmeans_labels(data: Dataset, k: int, seed: int) -> tuple[np.ndarray, int]:
@@ -125,7 +125,7 @@ def _kmeans_labels(data: Dataset, k: int, seed: int) -> tuple[np.ndarray, int]:
     Returns the labels and how many samples it fitted."""
     from sklearn.cluster import KMeans
 
-    n, rows = len(data), _kmeans_rows(data.X.shape[1])
+    n, rows = len(data), _kmeans_rows(data.X.shape[1], k)
     fit_on = np.sort(np.random.default_rng(seed).permutation(n)[:rows])
     # copy_x=False: the rows are a copy of our own, which k-means may centre in place
     km = KMeans(k, n_init=10, random_state=seed, copy_x=False)

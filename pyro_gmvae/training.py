@@ -352,8 +352,8 @@ class EpochMetricsCallback(Callback):
 
     Its Monte Carlo noise comes from a generator of its own (seeded by ``seed`` each epoch), so
     the monitor neither moves the training's random state nor depends on how many points it
-    watches. ``start`` holds the same figures for the model before its first epoch (None for a
-    resumed fit): where pre-training ran, what it alone reached."""
+    watches. With ``record_start``, ``start`` holds the same figures for the model before its
+    first epoch (None for a resumed fit): where pre-training ran, what it alone reached."""
 
     def __init__(
         self,
@@ -361,8 +361,10 @@ class EpochMetricsCallback(Callback):
         labels: np.ndarray | None,
         evaluate: Callable[[torch.nn.Module, torch.Tensor], dict],
         seed: int = 0,
+        record_start: bool = True,
     ) -> None:
         self.X, self.labels, self.evaluate, self.seed = X, labels, evaluate, seed
+        self.record_start = record_start
         self.start: dict[str, float] | None = None
 
     def _figures(self, pl_module: TrainingPlan) -> dict[str, float]:
@@ -375,8 +377,8 @@ class EpochMetricsCallback(Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: TrainingPlan) -> None:
         # every process watches the same points with the same weights: nothing to synchronise
-        if trainer.current_epoch == 0:
-            self.start = {k: float(v) for k, v in self._figures(pl_module).items()}
+        fresh = self.record_start and trainer.current_epoch == 0  # (a resume: not the start)
+        self.start = {k: float(v) for k, v in self._figures(pl_module).items()} if fresh else None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: TrainingPlan) -> None:
         for name, value in self._figures(pl_module).items():

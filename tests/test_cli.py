@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from pyro_gmvae import GMVAE, load_digits
 from pyro_gmvae.cli import main
@@ -435,9 +436,12 @@ def test_kmeans_on_wide_samples_fits_and_predicts_a_bounded_number_at_a_time(mon
 
     from pyro_gmvae import cli
 
-    assert cli._kmeans_rows(784) == 20_000 and cli._kmeans_rows(48 * 48) == 2**26 // (4 * 2304)
+    assert cli._kmeans_rows(784, 10) == 20_000
+    assert cli._kmeans_rows(48 * 48, 10) == 2**26 // (4 * 2304)
+    assert cli._kmeans_rows(1024 * 1024, 20) == 20  # never fewer rows than clusters
     monkeypatch.setattr(cli, "KMEANS_BYTES", 4 * 64 * 100)  # 100 rows of the digits' 64 pixels
     data = load_digits().subset(300, seed=0)
+    before = data.X.clone()
     seen = []
 
     class Watched(sklearn.cluster.KMeans):
@@ -454,3 +458,4 @@ def test_kmeans_on_wide_samples_fits_and_predicts_a_bounded_number_at_a_time(mon
     assert fitted_on == 100 and labels.shape == (300,)
     assert seen == [("fit", (100, 64), np.float32)] + [("predict", (100, 64), np.float32)] * 3
     assert cli.clustering_scores(data.y, labels)["acc"] > 0.5  # the digits' k-means, as usual
+    assert torch.equal(data.X, before)  # centred in place (copy_x=False): a copy of the rows

@@ -284,11 +284,14 @@ def test_the_command_line_trains_on_two_processes(model, tmp_path):
             torch.testing.assert_close(resumed[name], value, atol=1e-6, rtol=1e-5, msg=name)
         # two machines of one device each (the same command on both, NODE_RANK 0 and 1): the
         # two devices' run, in one run folder that the first machine alone writes
-        nodes = tmp_path / "nodes"
+        # (the second machine is given a folder of its own here, to show it writes nothing)
+        nodes, second = tmp_path / "nodes", tmp_path / "second"
         on_nodes = [str(nodes) if part == str(out) else part for part in command]
         on_nodes[on_nodes.index("--devices") + 1] = "1"
-        run_on_nodes(lambda node: [*on_nodes, "--num-nodes", "2"], tmp_path)
+        per_node = [on_nodes, [str(second) if p == str(nodes) else p for p in on_nodes]]
+        run_on_nodes(lambda node: [*per_node[node], "--num-nodes", "2"], tmp_path)
         assert sorted(str(p.relative_to(nodes)) for p in nodes.rglob("*")) == names
+        assert not second.exists() or list(second.iterdir()) == []
         on_two_nodes = GMVAE.load(nodes / "model.pt")
         assert on_two_nodes.get_params()["num_nodes"] == 2
         across = on_two_nodes.module_.state_dict()

@@ -85,19 +85,29 @@ def test_the_start_figures_are_the_monitor_at_the_first_epochs_weights():
 
 
 def test_an_estimator_keeps_its_start_figures_apart_from_its_history(digits_small, tmp_path):
-    """``start_metrics_``: the pre-trained model's figures (the monitor's, tested above), not
-    the first epoch's, the history still one row per epoch; None without a monitor and for a
-    resumed fit, whose start is not the model's."""
+    """``start_metrics_``: the figures before the first epoch, the same whatever number of
+    epochs follows (so not taken at an epoch's end), not the first epoch's; the history still
+    one row per epoch; None without a monitor and for a resumed fit, whose start is not the
+    model's; read back from a saved model, and None from a file saved before it existed."""
     X, y = digits_small.X, digits_small.y
     settings = dict(init="pretrain", pretrain_epochs=2)
     model = GMVAE(**tiny_kwargs(**settings, epochs=2))
     model.fit(X, y, run_dir=tmp_path)
     assert [row["epoch"] for row in model.history_] == [1, 2]
-    assert set(model.start_metrics_) <= set(model.history_[0])
+    assert set(model.start_metrics_) == set(model.history_[0]) - {"epoch", "loss", "temperature"}
     assert model.start_metrics_ != pytest.approx(
         {k: model.history_[0][k] for k in model.start_metrics_}
     )
+    shorter = GMVAE(**tiny_kwargs(**settings, epochs=1)).fit(X, y)
+    assert shorter.start_metrics_ == model.start_metrics_
     resumed = GMVAE(**tiny_kwargs(**settings, epochs=3))
     resumed.fit(X, y, run_dir=tmp_path, ckpt_path=tmp_path / "checkpoints" / "last.ckpt")
     assert resumed.start_metrics_ is None
     assert GMVAE(**tiny_kwargs(monitor_size=0)).fit(X).start_metrics_ is None
+
+    model.save(tmp_path / "model.pt")
+    assert GMVAE.load(tmp_path / "model.pt").start_metrics_ == model.start_metrics_
+    payload = torch.load(tmp_path / "model.pt", weights_only=False)
+    del payload["fitted"]["start_metrics_"]
+    torch.save(payload, tmp_path / "older.pt")
+    assert GMVAE.load(tmp_path / "older.pt").start_metrics_ is None

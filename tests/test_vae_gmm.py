@@ -88,9 +88,12 @@ def test_mutual_learning_fit_logs_rounds_and_keeps_the_best_elbo(digits_small, t
     assert {"acc", "nmi", "ari", "log_joint"} <= set(model.rounds_[0])
     assert [row["epoch"] for row in model.history_] == [1, 2, 3, 4]
     assert [row["round"] for row in model.history_] == [1, 1, 2, 2]
-    # before the first round's SVI: the ELBO terms under the pre-trained prior (no labels)
+    # before the first round's SVI: the ELBO terms under the pre-trained prior (no labels),
+    # the same with one round as with two (not a later round's start)
     assert set(model.start_metrics_) == {k for k in model.history_[0] if k.startswith("train_")}
     assert model.start_metrics_["train_elbo"] != model.history_[0]["train_elbo"]
+    one_round = tiny(n_rounds=1).fit(digits_small.X, digits_small.y)
+    assert one_round.start_metrics_ == model.start_metrics_
     assert len(model.gibbs_history_) == 2 * 12 and "acc" in model.gibbs_history_[0]
     for name in ("metrics.csv", "rounds.csv", "gibbs.csv"):
         assert (tmp_path / "run" / name).exists()

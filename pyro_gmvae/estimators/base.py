@@ -511,6 +511,7 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
             records = isinstance(v, list) and v and isinstance(v[0], dict)  # e.g. history_
             setattr(self, k, np.asarray(v) if isinstance(v, list) and not records else v)
         self.image_shape_ = tuple(fitted["image_shape_"])
+        self.start_metrics_ = fitted.get("start_metrics_")  # files saved before it existed
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Save the fitted model (parameters, weights, fitted attributes) to ``path``; an

@@ -220,7 +220,9 @@ class VAEGMM(ClusteringEstimator):
                     binarize=self.binarize,
                     config=self.configuration(fit_settings=False),
                 )
-                monitor = EpochMetricsCallback(X_monitor, None, monitor_terms, self.seed)
+                monitor = EpochMetricsCallback(
+                    X_monitor, None, monitor_terms, self.seed, record_start=r == 1
+                )
                 rows = train(
                     plan,
                     make_loader((X, indices), self.batch_size, self.seed * 1009 + r),
