@@ -28,6 +28,7 @@ from .components.guides import Z_GUIDES
 from .components.likelihoods import LIKELIHOODS
 from .components.priors import PRIORS
 from .data import DATASETS, NOT_IMAGES, Dataset, is_array_file, load_dataset
+from .disk import rows_within
 from .estimators import AE, GMVAE, VAE, VAEGMM, DilokthanakulGMVAE, LatentEstimator
 from .metrics import clustering_scores
 from .pretrain import EMBEDDINGS
@@ -115,7 +116,7 @@ def _kmeans_rows(n_features: int, k: int) -> int:
     (MNIST-sized images), fewer for wider samples, so that its copies stay near 64 MiB (a
     4.5 GiB file of 48 x 48 images trained under a 1.5 GiB limit was killed by 20,000 of
     them: k-means held about 0.5 GB), and never fewer than ``k``."""
-    return max(k, min(KMEANS_FIT_AT_MOST, KMEANS_BYTES // (4 * n_features)))
+    return rows_within(KMEANS_BYTES, 4 * n_features, at_most=KMEANS_FIT_AT_MOST, at_least=k)
 
 
 def _kmeans_labels(data: Dataset, k: int, seed: int) -> tuple[np.ndarray, int]:

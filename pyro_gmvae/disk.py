@@ -204,6 +204,13 @@ def in_memory(X: Any, what: str) -> None:
         )
 
 
+def rows_within(budget: int, per_row: int, at_most: int, at_least: int = 1) -> int:
+    """How many rows of ``per_row`` units a step may take so that it holds about ``budget``
+    units, between ``at_least`` and ``at_most``: the batch sizes that bound memory on wide
+    data (the ELBO's scoring, the command line's k-means)."""
+    return max(at_least, min(at_most, budget // per_row))
+
+
 def support_rows(X: torch.Tensor | DiskData) -> torch.Tensor:
     """What a support check reads: the data in memory, or each feature's minimum and maximum
     (2, D) of data on disk."""

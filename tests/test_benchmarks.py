@@ -62,6 +62,7 @@ def test_gmvae_benchmark_times_to_an_acc_mark_and_their_median():
     # an ACC recorded after pre-training counts at the end of pre-training, where it reaches
     assert bench.time_to([0.92, 0.96], 0.90, before=10.0, per_epoch=5.0, start=0.91) == 10.0
     assert bench.time_to([0.92, 0.96], 0.95, before=10.0, per_epoch=5.0, start=0.91) == 20.0
+    assert bench.time_to([0.92, 0.96], 0.90, before=10.0, per_epoch=5.0, start=0.90) == 10.0
     stats = {key: 1.0 for key in bench.STATS}
     timing = {"pretrain_seconds": 10.0, "seconds_per_epoch": 10.0}
     runs = [  # 0.90 after 30, 40 and 10 s (the start), 0.95 never, after 100 and 60 s

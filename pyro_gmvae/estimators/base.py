@@ -25,7 +25,7 @@ from ..components import make_likelihood
 from ..components.likelihoods import BernoulliLikelihood
 from ..components.priors import PRIORS, make_prior
 from ..data import as_data_tensor
-from ..disk import DiskData, support_rows
+from ..disk import DiskData, rows_within, support_rows
 from ..models import importance_log_likelihood
 from ..pretrain import check_embedding
 from ..training import (
@@ -458,7 +458,7 @@ class LatentEstimator(TransformerMixin, BaseEstimator):
         out: K decoder passes) would pass 2^23 values (32 MB) each. A 4.5 GiB fit of 48 x 48
         images under a 1.5 GiB limit was killed scoring 1,000 rows at a time."""
         k = getattr(self, "n_clusters", 1) or 1
-        return max(1, min(1000, 2**23 // (X.shape[1] * k)))
+        return rows_within(2**23, X.shape[1] * k, at_most=1000)
 
     def _elbo(self, x: torch.Tensor) -> torch.Tensor:
         """The ELBO per point of one batch: minus the sum of the module's terms."""
